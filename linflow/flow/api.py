@@ -1,0 +1,359 @@
+r"""Front doors: :func:`gradient_flow` and :func:`gradient_descent`.
+
+Both take weights ``(W_1, ..., W_L)`` with optional leading batch axes (one
+network per batch entry) and a loss from :mod:`linflow.losses`, and return a
+:class:`~linflow.flow.trajectory.Trajectory`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._validate import check_weights
+from ..backend import to_numpy
+from ..network import _imbalance, _lambda_min, lambda_max_bound
+from .driver import integrate
+from .solvers import Dopri5, Gauss, StepResult, bcast, field
+from .trajectory import DivergenceError, Trajectory
+
+__all__ = ["gradient_flow", "gradient_descent", "DIAGNOSTICS", "METHODS"]
+
+METHODS = ("dopri5", "midpoint", "gauss2")
+
+
+def _svdvals(xp, y, cum):
+    return xp.linalg.svdvals(cum[-1])
+
+
+#: Named diagnostics that can be saved along a run: ``name -> fn(xp, Ws, cum)``.
+DIAGNOSTICS = {
+    "imbalance": lambda xp, y, cum: _imbalance(xp, y),
+    "singular_values": _svdvals,
+    "sigma_min": lambda xp, y, cum: _svdvals(xp, y, cum)[..., -1],
+    "lambda_min": lambda xp, y, cum: _lambda_min(xp, y),
+    "weights": lambda xp, y, cum: tuple(y),
+}
+
+
+def _savers(loss, save, diagnostics):
+    save = tuple(save)
+    unknown = [s for s in save if s not in ("loss", "product")]
+    if unknown:
+        raise ValueError(f"linflow: save takes 'loss' and/or 'product'; got {unknown}.")
+    savers = {"loss": lambda xp, y, cum, v: loss.value(cum[-1]) if v is None else v}
+    if "product" in save:
+        savers["product"] = lambda xp, y, cum, v: cum[-1]
+    if isinstance(diagnostics, str):
+        diagnostics = (diagnostics,)
+    items = diagnostics.items() if isinstance(diagnostics, dict) else [(d, d) for d in diagnostics]
+    for name, fn in items:
+        if callable(fn):
+            savers[name] = (lambda g: lambda xp, y, cum, v: g(tuple(y)))(fn)
+        elif fn in DIAGNOSTICS:
+            savers[name] = (lambda g: lambda xp, y, cum, v: g(xp, y, cum))(DIAGNOSTICS[fn])
+        else:
+            raise ValueError(
+                f"linflow: unknown diagnostic {fn!r}; expected one of {sorted(DIAGNOSTICS)} "
+                "or a callable fn(Ws) -> array."
+            )
+    return savers
+
+
+def _positive(name, value):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"linflow: {name} must be a number; got {type(value).__name__}.") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"linflow: {name} must be positive and finite; got {value!r}.")
+    return v
+
+
+def _flatten(xp, Ws, loss):
+    """Reshape the batch to one leading axis; returns (y0, loss, batch_shape)."""
+    batch = tuple(Ws[0].shape[:-2])
+    lb = tuple(loss.batch_shape)
+    if lb:
+        try:
+            full = tuple(np.broadcast_shapes(batch, lb))
+        except ValueError:
+            raise ValueError(
+                f"linflow: the weights' batch shape {batch} and the loss data's batch shape {lb} "
+                "do not broadcast."
+            ) from None
+        if full != batch:
+            Ws = tuple(xp.broadcast_to(W, full + tuple(W.shape[-2:])) for W in Ws)
+            batch = full
+    y0 = tuple(xp.reshape(W, (-1,) + tuple(W.shape[-2:])) for W in Ws)
+    return y0, loss.flatten_batch(batch), batch
+
+
+def _unflatten(xp, traj, batch):
+    def r(a, lead=0):
+        if a is None:
+            return None
+        shape = tuple(a.shape)
+        return xp.reshape(a, shape[:lead] + batch + shape[lead + 1:])
+
+    def rn(a):
+        return np.reshape(a, batch + np.shape(a)[1:])
+
+    traj.loss = r(traj.loss, 1)
+    traj.product = r(traj.product, 1)
+    traj.diagnostics = {k: r(v, 1) for k, v in traj.diagnostics.items()}
+    traj.weights = tuple(r(W) for W in traj.weights)
+    traj.status = rn(traj.status)
+    traj.t_final = r(traj.t_final)
+    traj.stats = {k: rn(v) for k, v in traj.stats.items()}
+    return traj
+
+
+def _check_inputs(Ws, loss):
+    xp, Ws = check_weights(Ws, min_layers=1)
+    if not hasattr(loss, "value_and_grad"):
+        raise TypeError(
+            f"linflow: loss must be a linflow loss (e.g. linflow.losses.Squared(Y)); got "
+            f"{type(loss).__name__}."
+        )
+    loss.check(Ws)
+    return xp, Ws
+
+
+def gradient_flow(
+    Ws,
+    loss,
+    t_end,
+    *,
+    method="dopri5",
+    rtol=1e-8,
+    atol=1e-10,
+    dt=None,
+    t_eval=None,
+    loss_tol=None,
+    save=("loss", "product"),
+    diagnostics=(),
+    max_steps=100_000,
+    throw=True,
+    progress=None,
+    check_every=8,
+):
+    r"""Integrate the gradient flow :math:`\dot W_l = -\nabla_{W_l} f(W_1\cdots W_L)` (eq. 3).
+
+    Parameters
+    ----------
+    Ws : tuple of arrays, ``W_l`` of shape ``(..., h_{l-1}, h_l)``
+        Initial weights; leading axes hold a batch of independent networks.
+    loss : linflow.losses.Loss
+    t_end : float
+        Final time, > 0.
+    method : {"dopri5", "midpoint", "gauss2"}
+        ``"dopri5"``: adaptive Dormand–Prince 5(4), a step size per trajectory,
+        save points by dense output.  ``"midpoint"`` / ``"gauss2"``: Gauss–Legendre
+        (orders 2 / 4) with fixed step ``dt``; they conserve every imbalance
+        :math:`D_l` to round-off (Lemma 2 holds exactly for the discrete flow).
+    rtol, atol : float
+        Error tolerances of ``"dopri5"`` (error ≤ atol + rtol·|W|, per entry, RMS).
+    dt : float, optional
+        Initial step (``"dopri5"``) or the fixed step (Gauss methods).  Default for
+        the Gauss methods: ``0.25 / (K · lambda_max_bound)`` at the start, at most
+        ``t_end / 20``.
+    t_eval : array_like, optional
+        Save times in ``[0, t_end]``, increasing; default 101 equally spaced points.
+    loss_tol : float, optional
+        Stop a trajectory once its loss falls below this value (status CONVERGED).
+    save : tuple
+        ``"loss"`` (always) and ``"product"``.
+    diagnostics : sequence of names or dict of name -> callable
+        Extra quantities at the save points: ``"imbalance"``, ``"singular_values"``,
+        ``"sigma_min"``, ``"lambda_min"``, ``"weights"``, or ``fn(Ws) -> array``.
+        Tuple-valued ones are stored as ``name_1, name_2, ...``.
+    max_steps : int
+        Step budget per trajectory (accepted plus rejected).
+    throw : bool
+        Raise :class:`~linflow.flow.trajectory.DivergenceError` if a trajectory
+        diverges (the partial results ride on the exception).  With ``False``
+        the run continues and ``status`` marks failures.
+    progress : bool or None
+        Progress bar; ``None`` shows one on a terminal for runs over 2 s.
+    check_every : int
+        Steps between the host's looks at the state (the only syncs).
+
+    Returns
+    -------
+    Trajectory
+
+    Examples
+    --------
+    >>> import numpy as np, linflow as lf
+    >>> Ws = lf.init.gaussian((2, 4, 2), seed=0)
+    >>> traj = lf.gradient_flow(Ws, lf.losses.Squared(np.eye(2)), t_end=5.0)
+    >>> bool(traj.loss[-1] < traj.loss[0])
+    True
+    """
+    xp, Ws = _check_inputs(Ws, loss)
+    t_end = _positive("t_end", t_end)
+    if isinstance(method, str):
+        key = method.lower()
+        if key not in METHODS:
+            raise ValueError(f"linflow: unknown method {method!r}; expected one of {METHODS}.")
+        solver = Dopri5(rtol, atol) if key == "dopri5" else Gauss(1 if key == "midpoint" else 2)
+    else:
+        solver = method
+    ts = _save_times(t_eval, t_end, 101)
+    if loss_tol is not None:
+        loss_tol = float(loss_tol)
+    y0, floss, batch = _flatten(xp, Ws, loss)
+    if dt is None:
+        if solver.adaptive:
+            dt0 = _initial_step(xp, y0, floss, solver)
+        else:
+            lam = float(np.max(to_numpy(lambda_max_bound(y0)))) * (loss.K or 1.0)
+            dt0 = min(0.25 / lam if lam > 0 else t_end, t_end / 20)
+    else:
+        dt0 = _positive("dt", dt)
+    traj = _run(
+        xp, batch, y0, floss, solver, t_end=t_end, dt0=dt0, ts=ts,
+        savers=_savers(loss, save, diagnostics), loss_tol=loss_tol, max_steps=int(max_steps),
+        check_every=int(check_every), throw=throw, progress=progress,
+    )
+    return _unflatten(xp, traj, batch)
+
+
+def _run(xp, batch, *args, **kw):
+    """The driver, with partial results of a divergence reshaped to the user's batch."""
+    try:
+        return integrate(xp, *args, **kw)
+    except DivergenceError as exc:
+        if exc.trajectory is not None:
+            exc.trajectory = _unflatten(xp, exc.trajectory, batch)
+        raise
+
+
+def _save_times(t_eval, t_end, default_n):
+    if t_eval is None:
+        return np.linspace(0.0, t_end, default_n)
+    ts = np.asarray(to_numpy(t_eval), dtype=np.float64)
+    if ts.ndim != 1 or ts.size == 0:
+        raise ValueError(f"linflow: t_eval must be a non-empty 1-D array of times; got shape {ts.shape}.")
+    if not np.all(np.isfinite(ts)) or np.any(ts < 0) or np.any(ts > t_end * (1 + 1e-12)):
+        raise ValueError(f"linflow: t_eval must lie in [0, t_end = {t_end}]; got [{ts.min()}, {ts.max()}].")
+    if np.any(np.diff(ts) < 0):
+        raise ValueError("linflow: t_eval must be sorted in increasing order.")
+    return np.minimum(ts, t_end)
+
+
+def _initial_step(xp, y0, loss, solver):
+    """Per-trajectory initial step (Hairer, Nørsett & Wanner II.4), one extra evaluation."""
+    from .solvers import combine, sq_norm
+
+    order = solver.error_order
+    v0, f0 = field(xp, y0, loss)
+    scale = tuple(solver.atol + solver.rtol * xp.abs(a) for a in y0)
+    n = sum(math.prod(a.shape[1:]) for a in y0)
+    d0 = xp.sqrt(sq_norm(xp, tuple(a / s for a, s in zip(y0, scale))) / n)
+    d1 = xp.sqrt(sq_norm(xp, tuple(a / s for a, s in zip(f0, scale))) / n)
+    small = (d0 < 1e-5) | (d1 < 1e-5)
+    h0 = xp.where(small, xp.full_like(d0, 1e-6), 0.01 * d0 / xp.where(d1 > 0, d1, xp.ones_like(d1)))
+    y1 = combine(y0, [f0], [1.0], h0)
+    _, f1 = field(xp, y1, loss)
+    d2 = xp.sqrt(sq_norm(xp, tuple((b - a) / s for a, b, s in zip(f0, f1, scale))) / n) / h0
+    dmax = xp.maximum(d1, d2)
+    h1 = xp.where(
+        dmax <= 1e-15,
+        xp.maximum(xp.full_like(h0, 1e-6), h0 * 1e-3),
+        (0.01 / xp.where(dmax > 0, dmax, xp.ones_like(dmax))) ** (1.0 / (order + 1)),
+    )
+    return xp.minimum(100 * h0, h1)
+
+
+class _Euler:
+    """Gradient descent as a discrete map, run by the same driver in units of steps."""
+
+    name = "gd"
+    adaptive = False
+
+    def __init__(self, eta):
+        self.eta = eta
+
+    def step(self, xp, y, value, f, h, loss):
+        c = h * self.eta  # h is 1 for active trajectories, 0 otherwise
+        y1 = tuple(a + bcast(c, a) * k for a, k in zip(y, f))
+        v1, f1 = field(xp, y1, loss)
+        no = xp.zeros(h.shape, dtype=xp.bool, device=_device(h))
+        return StepResult(y1, v1, f1, evaluations=1, failed=no)
+
+
+def _device(a):
+    import array_api_compat
+
+    return array_api_compat.device(a)
+
+
+def gradient_descent(
+    Ws,
+    loss,
+    step,
+    n_steps,
+    *,
+    save_every=None,
+    loss_tol=None,
+    save=("loss", "product"),
+    diagnostics=(),
+    throw=True,
+    progress=None,
+    check_every=16,
+):
+    r"""Gradient descent :math:`W_l \leftarrow W_l - \eta\,\nabla_{W_l}\mathcal L`, ``n_steps`` times.
+
+    GD with step :math:`\eta` is the explicit Euler method for the flow; after
+    ``k`` steps it sits at flow time :math:`t = k\eta`, which is what ``Trajectory.t``
+    reports.  It does not conserve the imbalance: one step changes it by
+    :math:`D_l^+ - D_l = \eta^2(g_l^\top g_l - g_{l+1}g_{l+1}^\top)` (numerics.md §4.3).
+
+    Parameters
+    ----------
+    Ws, loss
+        As for :func:`gradient_flow`.
+    step : float or array of shape ``batch``
+        Step size :math:`\eta` (one per network if an array).
+    n_steps : int
+    save_every : int, optional
+        Save every this many steps (default: about 200 saves in all).
+    loss_tol, save, diagnostics, throw, progress, check_every
+        As for :func:`gradient_flow`.  A step beyond the stability limit makes the
+        loss explode; the run then stops with :class:`DivergenceError`, which reports
+        the step and an estimate of the stable step ``2/lambda_max``.
+    """
+    xp, Ws = _check_inputs(Ws, loss)
+    n_steps = int(n_steps)
+    if n_steps < 1:
+        raise ValueError(f"linflow: n_steps must be a positive integer; got {n_steps}.")
+    y0, floss, batch = _flatten(xp, Ws, loss)
+    B = y0[0].shape[0]
+    if hasattr(step, "shape"):
+        eta = xp.reshape(xp.broadcast_to(xp.asarray(step, dtype=y0[0].dtype, device=_device(y0[0])), batch), (B,))
+        eta_host = to_numpy(eta)
+        if not np.all((eta_host > 0) & np.isfinite(eta_host)):
+            raise ValueError("linflow: every step size must be positive and finite.")
+    else:
+        eta = _positive("step", step)
+        eta_host = eta
+    every = int(save_every) if save_every is not None else max(1, n_steps // 200)
+    ks = np.unique(np.append(np.arange(0, n_steps + 1, every), n_steps)).astype(np.float64)
+    traj = _run(
+        xp, batch, y0, floss, _Euler(eta), t_end=float(n_steps), dt0=1.0, ts=ks,
+        savers=_savers(loss, save, diagnostics), loss_tol=None if loss_tol is None else float(loss_tol),
+        max_steps=n_steps + 1, check_every=int(check_every), throw=throw, progress=progress,
+    )
+    traj.stats["steps_taken"] = traj.stats["steps"]
+    traj.t_final = traj.t_final * (eta if not hasattr(eta, "shape") else eta)
+    if hasattr(step, "shape"):
+        traj.t = xp.asarray(ks[:, None] * np.reshape(eta_host, (1, -1)), dtype=y0[0].dtype, device=_device(y0[0]))
+    else:
+        traj.t = traj.t * eta
+    traj.steps = ks.astype(np.int64)
+    traj = _unflatten(xp, traj, batch)
+    if hasattr(step, "shape"):
+        traj.t = xp.reshape(traj.t, (len(ks),) + batch)
+    return traj

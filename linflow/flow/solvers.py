@@ -1,0 +1,223 @@
+r"""One-step methods for the gradient flow :math:`\dot W_l = -\nabla_{W_l}\mathcal L`.
+
+Each solver acts on a batch of trajectories at once (leading axis ``B``) with a
+step size per trajectory, ``dt`` of shape ``(B,)``.  A trajectory's arithmetic
+depends on its own values only, so its result does not depend on which other
+trajectories share the batch.
+
+* :class:`Dopri5` — Dormand–Prince 5(4), explicit, embedded error estimate and a
+  4th-order continuous extension (dense output) for the save points.
+* :class:`Gauss` — Gauss–Legendre collocation (``stages=1``: implicit midpoint,
+  order 2; ``stages=2``: order 4).  These methods conserve every quadratic first
+  integral (Cooper 1987), hence every imbalance matrix :math:`D_l` (Lemma 2), up to
+  the accuracy of the stage equations.  The stages are solved by fixed-point
+  iteration run *to stagnation*: per trajectory, until the increment stops
+  decreasing.  A fixed iteration cap would break exact conservation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from ..network import _value_and_grads
+
+__all__ = ["Dopri5", "Gauss", "field"]
+
+
+def field(xp, y, loss):
+    """The gradient-flow vector field: ``(loss value, -gradients)``."""
+    value, grads, _ = _value_and_grads(xp, y, loss)
+    return value, tuple(-g for g in grads)
+
+
+def bcast(s, a):
+    """Reshape a per-trajectory array ``s`` of shape (B,) to broadcast against ``a`` (B, ...)."""
+    return s[(...,) + (None,) * (a.ndim - 1)]
+
+
+def combine(y, ks, coeffs, dt):
+    """``y + dt * sum_j coeffs[j] * ks[j]`` layer by layer (zero coefficients skipped)."""
+    out = []
+    for l, yl in enumerate(y):
+        acc = None
+        for c, k in zip(coeffs, ks):
+            if c != 0:
+                term = c * k[l]
+                acc = term if acc is None else acc + term
+        out.append(yl if acc is None else yl + bcast(dt, yl) * acc)
+    return tuple(out)
+
+
+def sq_norm(xp, y):
+    """Per-trajectory squared Frobenius norm of a tuple of layers."""
+    total = 0
+    for a in y:
+        total = total + xp.sum(xp.reshape(a * a, (a.shape[0], -1)), axis=1)
+    return total
+
+
+@dataclasses.dataclass(frozen=True)
+class StepResult:
+    y1: tuple
+    value1: object  # loss at y1, shape (B,)
+    f1: tuple  # field at y1
+    err: object = None  # (B,) scaled error norm (adaptive only)
+    dense: tuple = ()  # stage slopes for interpolation
+    evaluations: int = 0
+    iterations: object = None  # (B,) fixed-point iterations
+    unresolved: object = None  # (B,) bool: the step needs a larger budget (Gauss)
+    failed: object = None  # (B,) bool: the step failed (fixed point did not converge)
+
+
+class Dopri5:
+    """Dormand–Prince 5(4) with per-trajectory error control (Hairer, Nørsett & Wanner, II.5)."""
+
+    name = "dopri5"
+    adaptive = True
+    order = 5
+    error_order = 4
+
+    C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
+    A = (
+        (),
+        (1 / 5,),
+        (3 / 40, 9 / 40),
+        (44 / 45, -56 / 15, 32 / 9),
+        (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+        (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
+        (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
+    )
+    B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
+    E = (
+        71 / 57600,
+        0.0,
+        -71 / 16695,
+        71 / 1920,
+        -17253 / 339200,
+        22 / 525,
+        -1 / 40,
+    )
+    # Dense output: y(t + θh) = y + h Σ_i k_i Σ_j P[i][j] θ^(j+1)   (as in SciPy's RK45)
+    P = (
+        (1.0, -8048581381 / 2820520608, 8663915743 / 2820520608, -12715105075 / 11282082432),
+        (0.0, 0.0, 0.0, 0.0),
+        (0.0, 131558114200 / 32700410799, -68118460800 / 10900136933, 87487479700 / 32700410799),
+        (0.0, -1754552775 / 470086768, 14199869525 / 1410260304, -10690763975 / 1880347072),
+        (0.0, 127303824393 / 49829197408, -318862633887 / 49829197408, 701980252875 / 199316789632),
+        (0.0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844),
+        (0.0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423),
+    )
+
+    def __init__(self, rtol=1e-8, atol=1e-10):
+        if not (rtol > 0 and atol >= 0):
+            raise ValueError(f"linflow: need rtol > 0 and atol >= 0; got rtol={rtol}, atol={atol}.")
+        self.rtol, self.atol = float(rtol), float(atol)
+
+    def step(self, xp, y, value, f, dt, loss):
+        ks = [f]
+        for i in range(1, 7):
+            yi = combine(y, ks, self.A[i], dt)
+            vi, ki = field(xp, yi, loss)
+            ks.append(ki)
+        y1, v1, f1 = yi, vi, ks[6]  # FSAL: stage 7 is evaluated at y1
+        e = combine(tuple(xp.zeros_like(a) for a in y), ks, self.E, dt)
+        ratio = 0
+        n = 0
+        for l in range(len(y)):
+            scale = self.atol + self.rtol * xp.maximum(xp.abs(y[l]), xp.abs(y1[l]))
+            r = e[l] / scale
+            ratio = ratio + xp.sum(xp.reshape(r * r, (r.shape[0], -1)), axis=1)
+            n += math.prod(y[l].shape[1:])
+        err = xp.sqrt(ratio / n)
+        return StepResult(y1, v1, f1, err=err, dense=tuple(ks), evaluations=6)
+
+    def interpolate(self, xp, y, dt, ks, theta):
+        """Dense output at ``t + theta*dt`` (theta of shape (B,)), 4th order."""
+        powers = [theta, theta * theta, theta * theta * theta, theta * theta * theta * theta]
+        coeffs = []
+        for row in self.P:
+            c = 0
+            for pj, th in zip(row, powers):
+                if pj != 0:
+                    c = c + pj * th
+            coeffs.append(c)  # each is (B,) or 0
+        out = []
+        for l, yl in enumerate(y):
+            acc = 0
+            for c, k in zip(coeffs, ks):
+                if not isinstance(c, (int, float)):
+                    acc = acc + bcast(c, yl) * k[l]
+            out.append(yl + bcast(dt, yl) * acc)
+        return tuple(out)
+
+
+class Gauss:
+    """Gauss–Legendre collocation with ``stages`` = 1 (implicit midpoint) or 2.
+
+    The stage slopes solve :math:`K_i = f(y + h\\sum_j a_{ij}K_j)` by fixed-point
+    iteration.  For each trajectory, iteration stops when the increment
+    :math:`\\|K^{(k+1)} - K^{(k)}\\|` stops decreasing (or is exactly zero): the
+    stage equations are then solved to round-off, and the imbalances are
+    conserved to round-off.  The iteration contracts when
+    :math:`h\\,\\rho(A)\\,\\mathrm{Lip}(\\nabla F) < 1`, i.e. for steps of the
+    order of the GD limit ``2/lambda_max``.
+    """
+
+    adaptive = False
+
+    def __init__(self, stages=2, max_iterations=200):
+        if stages == 1:
+            self.A = ((0.5,),)
+            self.B = (1.0,)
+            self.name, self.order = "midpoint", 2
+        elif stages == 2:
+            r = math.sqrt(3) / 6
+            self.A = ((0.25, 0.25 - r), (0.25 + r, 0.25))
+            self.B = (0.5, 0.5)
+            self.name, self.order = "gauss2", 4
+        else:
+            raise ValueError(f"linflow: Gauss supports stages=1 or 2; got {stages}.")
+        self.stages = stages
+        self.max_iterations = int(max_iterations)
+        self.budget = 24  # iterations per step; the driver adapts it at each sync
+
+    def step(self, xp, y, value, f, dt, loss):
+        s = self.stages
+        K = [f] * s  # initial guess: explicit Euler slopes
+        prev_inc = None
+        running = None
+        iters = None
+        v1 = None
+        for it in range(self.budget):
+            newK = []
+            for i in range(s):
+                yi = combine(y, K, self.A[i], dt)
+                newK.append(field(xp, yi, loss)[1])
+            inc = 0
+            for i in range(s):
+                inc = inc + sq_norm(xp, tuple(a - b for a, b in zip(newK[i], K[i])))
+            if running is None:
+                running = inc > 0
+                iters = xp.ones_like(inc)
+                K = newK
+            else:
+                # keep iterating while the increment still decreases
+                go = running & (inc < prev_inc)
+                K = [
+                    tuple(xp.where(bcast(go, a), a, b) for a, b in zip(newK[i], K[i]))
+                    for i in range(s)
+                ]
+                iters = iters + xp.astype(go, iters.dtype)
+                running = go & (inc > 0)
+            prev_inc = xp.where(running, inc, prev_inc) if it else inc
+        unresolved = running  # still decreasing when the budget ran out
+        y1 = combine(y, K, self.B, dt)
+        v1, f1 = field(xp, y1, loss)
+        # A contraction ends at round-off; a step beyond the contraction limit
+        # stagnates at once with an increment of the size of the slopes.
+        eps = xp.finfo(y[0].dtype).eps
+        failed = ~(prev_inc <= eps * (1.0 + s * sq_norm(xp, f)))
+        return StepResult(
+            y1, v1, f1, evaluations=s * iters + 1, iterations=iters,
+            unresolved=unresolved, failed=failed & ~unresolved,
+        )

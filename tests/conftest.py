@@ -1,0 +1,87 @@
+"""Shared fixtures: the backend grid every engine test runs on.
+
+``xp`` rows (style.md §15, numerics.md §3.4):
+- numpy (float64);
+- array_api_strict on CPU_DEVICE (float64);
+- array_api_strict on device1 (float64): no implicit conversion to NumPy, so a
+  hidden host transfer inside linflow raises;
+- array_api_strict on no_float64 (float32 only);
+- cupy (float64), skipped with a reason unless a GPU is present.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """One row of the grid: how to move host data there, and its tolerance scale."""
+
+    name: str
+    xp: object
+    device: object
+    dtype: object
+
+    def asarray(self, a):
+        return self.xp.asarray(np.asarray(a, dtype=np.float64 if self.is64 else np.float32),
+                               dtype=self.dtype, device=self.device)
+
+    def weights(self, Ws):
+        return tuple(self.asarray(W) for W in Ws)
+
+    @property
+    def is64(self):
+        return "64" in str(self.dtype)
+
+    @property
+    def eps(self):
+        return float(np.finfo(np.float64 if self.is64 else np.float32).eps)
+
+    def __repr__(self):
+        return self.name
+
+
+def _grid():
+    import array_api_compat
+
+    rows = [pytest.param(("numpy", None), id="numpy")]
+    rows += [pytest.param(("strict", d), id=f"strict-{d}") for d in ("CPU_DEVICE", "device1", "no_float64")]
+    rows.append(pytest.param(("cupy", None), id="cupy", marks=pytest.mark.gpu))
+    return rows
+
+
+@pytest.fixture(params=_grid())
+def backend(request):
+    kind, dev = request.param
+    if kind == "numpy":
+        import array_api_compat.numpy as xnp
+
+        return Backend("numpy", xnp, None, xnp.float64)
+    if kind == "strict":
+        import array_api_strict as xs
+
+        device = next(d for d in xs.__array_namespace_info__().devices() if str(d).find(dev) >= 0)
+        dtype = xs.float32 if dev == "no_float64" else xs.float64
+        return Backend(f"strict-{dev}", xs, device, dtype)
+    try:
+        import cupy
+    except Exception:
+        pytest.skip("CuPy is not installed (GPU tests run on a GPU machine: pip install 'linflow[gpu]')")
+    if not cupy.is_available():
+        pytest.skip("CuPy finds no GPU")
+    import array_api_compat.cupy as xc
+
+    return Backend("cupy", xc, None, xc.float64)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20230723)
+
+
+def random_weights(rng, dims, scale=0.6, batch=()):
+    """Host float64 weights with W_l of shape batch + (dims[l], dims[l+1])."""
+    return tuple(rng.normal(size=tuple(batch) + (a, b)) * scale for a, b in zip(dims[:-1], dims[1:]))
