@@ -68,6 +68,6 @@ def __getattr__(name):
     # theory and presentation modules load on first use
     import importlib
 
-    if name in ("init", "bounds", "closed_form", "plots", "widgets", "sweep"):
+    if name in ("init", "bounds", "closed_form", "figure1", "plots", "widgets", "sweep"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'linflow' has no attribute {name!r}")

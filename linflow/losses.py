@@ -270,14 +270,17 @@ class _Classification(Loss):
             )
         if X.ndim != 2:
             raise ValueError(f"linflow: X must have shape (N, n); got {tuple(X.shape)}.")
-        super().__init__(X, y)
-        xp = self.xp
+        xp = namespace(X, y)
         yh = to_numpy(y).astype(np.float64)
         if not np.all(np.abs(yh) == 1):
             raise ValueError("linflow: labels y must be -1 or +1.")
+        if y.dtype != X.dtype:  # integer or other-precision labels take the features' dtype
+            y = xp.astype(y, X.dtype)
+        super().__init__(X, y)
         self.X, self.y = X, y
         self.shape = (X.shape[1], 1)
         self._A = (y[:, None] * X)  # rows y_i x_i^T, shape (N, n)
+        self.direction = None
         if margin is None:
             margin, z = _max_margin(to_numpy(X).astype(np.float64), yh)
             self.direction = xp.asarray(z.astype(to_numpy(X).dtype), device=_dev(X))

@@ -90,17 +90,22 @@ def _device(A):
     return array_api_compat.device(A)
 
 
+def _batched_eye(xp, A, n):
+    """``I_n`` broadcast to the batch shape of ``A``."""
+    return xp.broadcast_to(_eye_like(xp, A, n), tuple(A.shape[:-2]) + (n, n))
+
+
 def prefix_products(Ws):
-    r"""Prefixes :math:`P_l = W_1\cdots W_{l-1}` for ``l = 1..L`` (``P_1 = I_n``)."""
+    r"""Prefixes :math:`P_l = W_1\cdots W_{l-1}` for ``l = 1..L`` (``P_1 = I_n``, batched like ``Ws``)."""
     xp, Ws = check_weights(Ws, finite=False)
     cum = _cumulative(xp, Ws)
-    return (_eye_like(xp, Ws[0], Ws[0].shape[-2]),) + tuple(cum[:-1])
+    return (_batched_eye(xp, Ws[0], Ws[0].shape[-2]),) + tuple(cum[:-1])
 
 
 def suffix_products(Ws):
-    r"""Suffixes :math:`S_l = W_{l+1}\cdots W_L` for ``l = 1..L`` (``S_L = I_m``)."""
+    r"""Suffixes :math:`S_l = W_{l+1}\cdots W_L` for ``l = 1..L`` (``S_L = I_m``, batched like ``Ws``)."""
     xp, Ws = check_weights(Ws, finite=False)
-    S = [_eye_like(xp, Ws[-1], Ws[-1].shape[-1])]
+    S = [_batched_eye(xp, Ws[-1], Ws[-1].shape[-1])]
     for W in reversed(Ws[1:]):
         S.append(W @ S[-1] if len(S) > 1 else W)
     return tuple(reversed(S))
@@ -284,7 +289,7 @@ def lambda_max_bound(Ws):
     """
     xp, Ws = check_weights(Ws)
     left, right = _grams(xp, Ws)
-    out = 0
+    out = xp.zeros(tuple(Ws[0].shape[:-2]), dtype=Ws[0].dtype, device=_device(Ws[0]))
     for A, B in zip(left, right):
         a = 1.0 if A is None else xp.linalg.eigvalsh(A)[..., -1]
         b = 1.0 if B is None else xp.linalg.eigvalsh(B)[..., -1]

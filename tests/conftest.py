@@ -10,47 +10,12 @@
 """
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
 
 
-@dataclasses.dataclass(frozen=True)
-class Backend:
-    """One row of the grid: how to move host data there, and its tolerance scale."""
-
-    name: str
-    xp: object
-    device: object
-    dtype: object
-
-    def asarray(self, a):
-        return self.xp.asarray(np.asarray(a, dtype=np.float64 if self.is64 else np.float32),
-                               dtype=self.dtype, device=self.device)
-
-    def weights(self, Ws):
-        return tuple(self.asarray(W) for W in Ws)
-
-    @property
-    def is64(self):
-        return "64" in str(self.dtype)
-
-    @property
-    def eps(self):
-        return float(np.finfo(np.float64 if self.is64 else np.float32).eps)
-
-    def __repr__(self):
-        return self.name
-
-
-def _grid():
-    import array_api_compat
-
-    rows = [pytest.param(("numpy", None), id="numpy")]
-    rows += [pytest.param(("strict", d), id=f"strict-{d}") for d in ("CPU_DEVICE", "device1", "no_float64")]
-    rows.append(pytest.param(("cupy", None), id="cupy", marks=pytest.mark.gpu))
-    return rows
+from support import Backend, _grid
 
 
 @pytest.fixture(params=_grid())
@@ -82,6 +47,3 @@ def rng():
     return np.random.default_rng(20230723)
 
 
-def random_weights(rng, dims, scale=0.6, batch=()):
-    """Host float64 weights with W_l of shape batch + (dims[l], dims[l+1])."""
-    return tuple(rng.normal(size=tuple(batch) + (a, b)) * scale for a, b in zip(dims[:-1], dims[1:]))

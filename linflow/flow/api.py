@@ -13,7 +13,7 @@ import numpy as np
 from .._validate import check_weights
 from ..backend import to_numpy
 from ..network import _imbalance, _lambda_min, lambda_max_bound
-from .driver import integrate
+from .parallel import integrate_parallel
 from .solvers import Dopri5, Gauss, StepResult, bcast, field
 from .trajectory import DivergenceError, Trajectory
 
@@ -41,17 +41,19 @@ def _savers(loss, save, diagnostics):
     unknown = [s for s in save if s not in ("loss", "product")]
     if unknown:
         raise ValueError(f"linflow: save takes 'loss' and/or 'product'; got {unknown}.")
-    savers = {"loss": lambda xp, y, cum, v: loss.value(cum[-1]) if v is None else v}
+    # each saver is fn(xp, y, cum, value, loss); ``loss`` is the driver's current
+    # (flattened, compacted) loss, never the caller's
+    savers = {"loss": lambda xp, y, cum, v, ls: ls.value(cum[-1]) if v is None else v}
     if "product" in save:
-        savers["product"] = lambda xp, y, cum, v: cum[-1]
+        savers["product"] = lambda xp, y, cum, v, ls: cum[-1]
     if isinstance(diagnostics, str):
         diagnostics = (diagnostics,)
     items = diagnostics.items() if isinstance(diagnostics, dict) else [(d, d) for d in diagnostics]
     for name, fn in items:
         if callable(fn):
-            savers[name] = (lambda g: lambda xp, y, cum, v: g(tuple(y)))(fn)
+            savers[name] = (lambda g: lambda xp, y, cum, v, ls: g(tuple(y)))(fn)
         elif fn in DIAGNOSTICS:
-            savers[name] = (lambda g: lambda xp, y, cum, v: g(xp, y, cum))(DIAGNOSTICS[fn])
+            savers[name] = (lambda g: lambda xp, y, cum, v, ls: g(xp, y, cum))(DIAGNOSTICS[fn])
         else:
             raise ValueError(
                 f"linflow: unknown diagnostic {fn!r}; expected one of {sorted(DIAGNOSTICS)} "
@@ -156,8 +158,10 @@ def gradient_flow(
         Error tolerances of ``"dopri5"`` (error ≤ atol + rtol·|W|, per entry, RMS).
     dt : float, optional
         Initial step (``"dopri5"``) or the fixed step (Gauss methods).  Default for
-        the Gauss methods: ``0.25 / (K · lambda_max_bound)`` at the start, at most
-        ``t_end / 20``.
+        the Gauss methods, per trajectory: ``0.5 / sharpness``, at most ``t_end / 20``,
+        where the sharpness estimate is the larger of a Hessian bound at the start and
+        the sharpness ``K L sigma_1(W*)^(2-2/L)`` of a balanced minimum (numerics.md §2.6).
+        Steps also land exactly on the save times.
     t_eval : array_like, optional
         Save times in ``[0, t_end]``, increasing; default 101 equally spaced points.
     loss_tol : float, optional
@@ -208,26 +212,30 @@ def gradient_flow(
         if solver.adaptive:
             dt0 = _initial_step(xp, y0, floss, solver)
         else:
-            lam = float(np.max(to_numpy(lambda_max_bound(y0)))) * (loss.K or 1.0)
-            dt0 = min(0.25 / lam if lam > 0 else t_end, t_end / 20)
+            dt0 = _default_fixed_step(xp, y0, floss, t_end)
     else:
         dt0 = _positive("dt", dt)
-    traj = _run(
+    return _run(
         xp, batch, y0, floss, solver, t_end=t_end, dt0=dt0, ts=ts,
         savers=_savers(loss, save, diagnostics), loss_tol=loss_tol, max_steps=int(max_steps),
         check_every=int(check_every), throw=throw, progress=progress,
     )
-    return _unflatten(xp, traj, batch)
 
 
-def _run(xp, batch, *args, **kw):
-    """The driver, with partial results of a divergence reshaped to the user's batch."""
+def _run(xp, batch, *args, finish=None, **kw):
+    """The driver, with results (also a divergence's partial ones) finished and reshaped to the batch.
+
+    ``finish(traj) -> traj`` post-processes the flat trajectory (GD: steps to flow time)
+    on both paths, so the exception's ``.trajectory`` reads like a normal result.
+    """
+    finish = finish or (lambda traj: _unflatten(xp, traj, batch))
     try:
-        return integrate(xp, *args, **kw)
+        traj = integrate_parallel(xp, *args, **kw)
     except DivergenceError as exc:
         if exc.trajectory is not None:
-            exc.trajectory = _unflatten(xp, exc.trajectory, batch)
+            exc.trajectory = finish(exc.trajectory)
         raise
+    return finish(traj)
 
 
 def _save_times(t_eval, t_end, default_n):
@@ -241,6 +249,57 @@ def _save_times(t_eval, t_end, default_n):
     if np.any(np.diff(ts) < 0):
         raise ValueError("linflow: t_eval must be sorted in increasing order.")
     return np.minimum(ts, t_end)
+
+
+def _sharpness_estimate(xp, y0, loss):
+    r"""Per-trajectory estimate of :math:`\lambda_{\max}(\nabla^2 F)` along the flow (host, float64).
+
+    The larger of (i) a bound at the start, :math:`K\sum_l\|P_l\|^2\|S_l\|^2` (the
+    :math:`\mathcal T_W` part, :func:`~linflow.network.lambda_max_bound`) plus
+    :math:`\|\nabla f\|\max_l\sum_{k\ne l}\prod_{j\ne l,k}\|W_j\|` (the part of the
+    Hessian that is linear in the residual), and (ii) the sharpness at a balanced
+    minimum, :math:`K\,L\,\sigma_1(W^*)^{2-2/L}` (numerics.md §2.6), where the flow ends.
+    One transfer to the host at the start of a run.
+    """
+    K = loss.K or 1.0
+    L = len(y0)
+    lam_T = np.asarray(to_numpy(lambda_max_bound(y0)), dtype=np.float64) * K
+    Wh = [np.asarray(to_numpy(W), dtype=np.float64) for W in y0]
+    norms = np.stack([np.linalg.norm(W, ord=2, axis=(-2, -1)) for W in Wh], axis=-1)  # (B, L)
+    prod = Wh[0]
+    for W in Wh[1:]:
+        prod = prod @ W
+    G = np.asarray(to_numpy(loss.grad(xp.asarray(prod, dtype=y0[0].dtype, device=_device(y0[0])))),
+                   dtype=np.float64)
+    gnorm = np.linalg.norm(G.reshape(G.shape[0], -1), axis=-1)
+    cross = np.zeros_like(gnorm)
+    for l in range(L):
+        row = np.zeros_like(gnorm)
+        for k in range(L):
+            if k != l:
+                others = [j for j in range(L) if j not in (l, k)]
+                row = row + (np.prod(norms[:, others], axis=-1) if others else 1.0)
+        cross = np.maximum(cross, row)
+    sharp = lam_T + gnorm * cross
+    if loss.minimizer is not None and L > 1:
+        Wstar = np.asarray(to_numpy(loss.minimizer), dtype=np.float64)
+        s1 = np.linalg.norm(Wstar, ord=2, axis=(-2, -1))
+        sharp = np.maximum(sharp, K * L * s1 ** (2 - 2 / L))
+    return sharp
+
+
+def _default_fixed_step(xp, y0, loss, t_end):
+    """Default step of the Gauss methods, per trajectory: ``0.5 / sharpness``, at most ``t_end/20``.
+
+    The stage iteration contracts with factor about ``h * sharpness / 2`` (at most 0.25
+    here, as the estimate is an upper bound at the start), i.e. 10-25 iterations to
+    round-off.  Per trajectory, so that no trajectory's step depends on which others
+    share the batch.
+    """
+    sharp = _sharpness_estimate(xp, y0, loss)
+    dt = np.minimum(np.where(sharp > 0, 0.5 / np.where(sharp > 0, sharp, 1.0), t_end), t_end / 20)
+    dt = np.broadcast_to(dt, (y0[0].shape[0],))
+    return xp.asarray(dt, dtype=y0[0].dtype, device=_device(y0[0]))
 
 
 def _initial_step(xp, y0, loss, solver):
@@ -275,9 +334,11 @@ class _Euler:
 
     def __init__(self, eta):
         self.eta = eta
+        # a per-network step is carried in the driver's state, so compaction keeps it aligned
+        self.param = eta if hasattr(eta, "shape") else None
 
-    def step(self, xp, y, value, f, h, loss):
-        c = h * self.eta  # h is 1 for active trajectories, 0 otherwise
+    def step(self, xp, y, value, f, h, loss, param=None):
+        c = h * (self.eta if param is None else param)  # h is 1 for active trajectories, 0 otherwise
         y1 = tuple(a + bcast(c, a) * k for a, k in zip(y, f))
         v1, f1 = field(xp, y1, loss)
         no = xp.zeros(h.shape, dtype=xp.bool, device=_device(h))
@@ -341,19 +402,24 @@ def gradient_descent(
         eta_host = eta
     every = int(save_every) if save_every is not None else max(1, n_steps // 200)
     ks = np.unique(np.append(np.arange(0, n_steps + 1, every), n_steps)).astype(np.float64)
-    traj = _run(
+
+    def finish(traj):  # the driver counts steps; report flow time t = k * eta
+        traj.stats["steps_taken"] = traj.stats["steps"]
+        traj.t_final = traj.t_final * eta
+        if hasattr(step, "shape"):
+            traj.t = xp.asarray(ks[:, None] * np.reshape(eta_host, (1, -1)), dtype=y0[0].dtype,
+                                device=_device(y0[0]))
+        else:
+            traj.t = traj.t * eta
+        traj.steps = ks.astype(np.int64)
+        traj = _unflatten(xp, traj, batch)
+        if hasattr(step, "shape"):
+            traj.t = xp.reshape(traj.t, (len(ks),) + batch)
+        return traj
+
+    return _run(
         xp, batch, y0, floss, _Euler(eta), t_end=float(n_steps), dt0=1.0, ts=ks,
         savers=_savers(loss, save, diagnostics), loss_tol=None if loss_tol is None else float(loss_tol),
         max_steps=n_steps + 1, check_every=int(check_every), throw=throw, progress=progress,
+        finish=finish,
     )
-    traj.stats["steps_taken"] = traj.stats["steps"]
-    traj.t_final = traj.t_final * (eta if not hasattr(eta, "shape") else eta)
-    if hasattr(step, "shape"):
-        traj.t = xp.asarray(ks[:, None] * np.reshape(eta_host, (1, -1)), dtype=y0[0].dtype, device=_device(y0[0]))
-    else:
-        traj.t = traj.t * eta
-    traj.steps = ks.astype(np.int64)
-    traj = _unflatten(xp, traj, batch)
-    if hasattr(step, "shape"):
-        traj.t = xp.reshape(traj.t, (len(ks),) + batch)
-    return traj

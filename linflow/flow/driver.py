@@ -87,7 +87,7 @@ def integrate(
     """Integrate the batch ``y0`` (tuple of layers with batch axis 0) from t=0 to ``t_end``.
 
     ``ts`` is a host NumPy vector of save times in [0, t_end]; ``savers`` maps a
-    name to ``fn(xp, y, cum, value) -> array or tuple``.  Returns a
+    name to ``fn(xp, y, cum, value, loss) -> array or tuple``.  Returns a
     :class:`Trajectory` with batch axis 0 (the caller restores the batch shape).
     """
     B = y0[0].shape[0]
@@ -96,7 +96,7 @@ def integrate(
     S = len(ts)
     ts_dev = xp.asarray(np.asarray(ts, dtype=np.float64), dtype=dtype, device=dev)
     zeros = xp.zeros((B,), dtype=dtype, device=dev)
-    izeros = xp.zeros((B,), dtype=xp.int64 if _has64(xp, dev) else xp.int32, device=dev)
+    izeros = xp.zeros((B,), dtype=_index_dtype(xp, dev), device=dev)
 
     value, f = field(xp, y0, loss)
     value0 = value
@@ -115,14 +115,19 @@ def integrate(
         y=tuple(y0),
         f=f,
         bufs=None,
+        param=getattr(solver, "param", None),
     )
     if loss_tol is not None:
         conv = st["value"] <= loss_tol
         st["active"] = st["active"] & ~conv
         st["status"] = xp.where(conv, izeros + int(Status.CONVERGED), st["status"])
-    st["limit"] = xp.abs(value0) * max_growth + 1e-300 if max_growth else None
+    # a loss that grows by max_growth over max(|f(0)|, 1) is an explosion (GD past its
+    # stability limit); the floor keeps a start at f = 0 from reading round-off as one
+    st["limit"] = (
+        xp.maximum(xp.abs(value0), xp.ones_like(value0)) * max_growth if max_growth else None
+    )
     # buffers (B, S, ...) filled with NaN; saves at t = 0 recorded now
-    init = _save_values(xp, savers, st["y"], st["value"])
+    init = _save_values(xp, savers, st["y"], st["value"], loss)
     st["bufs"] = {
         k: xp.full((B, S) + tuple(v.shape[1:]), math.nan, dtype=v.dtype, device=dev)
         for k, v in init.items()
@@ -133,9 +138,14 @@ def integrate(
     gid = np.arange(B)
     done_parts = []  # (host global ids, state) of trajectories removed by compaction
     n_pass = 1
+    it_seen = 0
     it = 0
-    checkpoint = (st, it)
+    checkpoint = (st, it, loss)
     bar = progress_bar(progress, t_end)
+    # non-finite trial values (a rejected step, an exploding GD step) are expected and handled by
+    # masks and status codes, so NumPy's floating-point warnings would only be noise here
+    errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    errstate.__enter__()
     try:
         while True:
             flags = None
@@ -155,7 +165,7 @@ def integrate(
             n_active, missed, unresolved, t_min, max_it = (float(v) for v in to_numpy(summary))
             if missed or unresolved:
                 # redo the steps since the last check with a larger budget
-                st, it = checkpoint
+                st, it, loss = checkpoint
                 if missed:
                     n_pass *= 2
                 if unresolved:
@@ -167,7 +177,10 @@ def integrate(
                     solver.budget = min(2 * solver.budget, solver.max_iterations)
                 continue
             if not solver.adaptive and max_it > 0:
-                solver.budget = max(4, min(solver.max_iterations, int(max_it) + 2))
+                # fit the budget to the hardest step seen so far, with headroom: a budget
+                # that is too small costs a rollback of the whole window
+                it_seen = max(it_seen, max_it)
+                solver.budget = max(4, min(solver.max_iterations, math.ceil(1.25 * it_seen) + 2))
             if bar is not None:
                 bar.update_to(t_min if n_active else t_end)
             status_host = None
@@ -182,21 +195,25 @@ def integrate(
                 act = to_numpy(st["active"]).astype(bool)
                 keep = np.nonzero(act)[0]
                 gone = np.nonzero(~act)[0]
+                keep_dev = _idx(xp, keep, dev)
                 done_parts.append((gid[gone], st.take(xp, _idx(xp, gone, dev))))
-                st = st.take(xp, _idx(xp, keep, dev))
+                st = st.take(xp, keep_dev)
+                loss = loss.take(keep_dev, 1)  # per-network data (e.g. batched targets) follow
                 gid = gid[keep]
-            checkpoint = (st, it)
+            checkpoint = (st, it, loss)
     finally:
+        errstate.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     return _assemble(xp, st, gid, done_parts, ts, solver, dev)
 
 
-def _has64(xp, dev):
+def _index_dtype(xp, dev):
+    """The namespace's default indexing dtype on ``dev`` (int64 on NumPy, CuPy and strict)."""
     try:
-        return "int64" in str(xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"])
-    except Exception:  # pragma: no cover
-        return True
+        return xp.__array_namespace_info__().default_dtypes(device=dev)["indexing"]
+    except Exception:  # pragma: no cover - namespaces without the inspection API
+        return xp.int64
 
 
 def _device(a):
@@ -206,14 +223,15 @@ def _device(a):
 
 
 def _idx(xp, host_index, dev):
-    return xp.asarray(host_index.astype(np.int64), device=dev)
+    """Host indices moved to ``dev`` in the indexing dtype (used at compaction and assembly only)."""
+    return xp.asarray(np.asarray(host_index, dtype=np.int64), dtype=_index_dtype(xp, dev), device=dev)
 
 
-def _save_values(xp, savers, y, value):
+def _save_values(xp, savers, y, value, loss):
     cum = _cumulative(xp, y)
     out = {}
     for name, fn in savers.items():
-        v = fn(xp, y, cum, value)
+        v = fn(xp, y, cum, value, loss)
         if isinstance(v, tuple):
             for i, a in enumerate(v, 1):
                 out[f"{name}_{i}"] = a
@@ -244,13 +262,17 @@ def _one_step(xp, st, loss, solver, t_end, ts_dev, S, savers, n_pass, loss_tol, 
     next_save = xp.take(ts_dev, xp.clip(st["idx"], 0, S - 1))
     # a step that would stop just short of t_end (or of a save time, for fixed-step
     # methods) is stretched to land on it, so no sliver steps follow
-    slack = dt * (1.0 + 1e-6)
+    # (the slack also absorbs the round-off of t itself, a few ulp of t_end)
+    slack = dt * (1.0 + 1e-6) + 64 * float(xp.finfo(dtype).eps) * t_end
     h = xp.where(remaining <= slack, remaining, dt)
     if not solver.adaptive:
         to_save = xp.where(st["idx"] < S, next_save - t, remaining)
         h = xp.where(to_save <= slack, to_save, xp.minimum(h, to_save))
     h = xp.where(active, h, xp.zeros_like(h))
-    res = solver.step(xp, y, st["value"], st["f"], h, loss)
+    if st.get("param") is None:
+        res = solver.step(xp, y, st["value"], st["f"], h, loss)
+    else:  # a per-trajectory solver parameter (the GD step size) travels with the state
+        res = solver.step(xp, y, st["value"], st["f"], h, loss, param=st["param"])
     finite = xp.isfinite(res.value1)
     if res.err is not None:
         finite = finite & xp.isfinite(res.err)
@@ -282,13 +304,13 @@ def _one_step(xp, st, loss, solver, t_end, ts_dev, S, savers, n_pass, loss_tol, 
             cross = accept & (new["idx"] < S) & (nxt <= t_new)
             theta = xp.where(cross, xp.clip((nxt - t) / safe_h, 0.0, 1.0), xp.zeros_like(h))
             ys = solver.interpolate(xp, y, h, res.dense, theta)
-            vals = _save_values(xp, savers, ys, None)
+            vals = _save_values(xp, savers, ys, None, loss)
             new = _record(xp, new, vals, cross, S)
         nxt = xp.take(ts_dev, xp.clip(new["idx"], 0, S - 1))
         missed = xp.any(accept & (new["idx"] < S) & (nxt <= t_new))
     else:
         landed = accept & (new["idx"] < S) & (t_new >= next_save)
-        vals = _save_values(xp, savers, res.y1, res.value1)
+        vals = _save_values(xp, savers, res.y1, res.value1, loss)
         new = _record(xp, new, vals, landed, S)
         missed = xp.asarray(False, device=_device(t))
 
@@ -381,21 +403,32 @@ def _raise_divergence(xp, st, status_host, gid, done_parts, loss, solver, ts, B,
     dev = _device(st["t"])
     traj = _assemble(xp, st, gid, done_parts, ts, solver, dev)
     bad = int(np.nonzero(status_host == Status.DIVERGED)[0][0])
-    g = int(gid[bad])
+    raise divergence_error(
+        traj, y0, loss, solver, int(gid[bad]), float(to_numpy(st["t"])[bad]),
+        float(to_numpy(st["dt"])[bad]),
+    )
+
+
+def divergence_error(traj, y0, loss, solver, g, t_bad, dt_bad=None):
+    """The :class:`DivergenceError` for trajectory ``g`` of a run, carrying ``traj``."""
     y_start = tuple(a[g:g + 1, ...] for a in y0)
-    t_bad = float(to_numpy(st["t"])[bad])
     eta = getattr(solver, "eta", None)  # gradient descent runs in units of steps
     if eta is None:
-        where = f"t = {t_bad:.6g}, step size {float(to_numpy(st['dt'])[bad]):.3g}"
+        where = f"t = {t_bad:.6g}" + (f", step size {dt_bad:.3g}" if dt_bad is not None else "")
     else:
         eta_b = float(to_numpy(eta)[g]) if hasattr(eta, "shape") else float(eta)
         where = f"step k = {int(t_bad) + 1} (t = k·eta = {(t_bad + 1) * eta_b:.6g}), step size eta = {eta_b:.3g}"
     lam = float(to_numpy(lambda_max_bound(y_start))[0]) * (loss.K or 1.0)
     stable = 2.0 / lam if lam > 0 else math.inf
-    n_bad = int(np.sum(to_numpy(traj.status) == Status.DIVERGED))
-    raise DivergenceError(
-        f"linflow: {n_bad} of {B} trajectories diverged with method {solver.name!r} "
-        f"(first: trajectory {g} at {where}). An estimate of the stable step at its "
+    status = np.asarray(traj.status)
+    n_bad = int(np.sum(status == Status.DIVERGED))
+    why = ""
+    if hasattr(solver, "max_iterations"):  # Gauss methods: the stage iteration stopped contracting
+        why = (" The fixed-point iteration for the implicit stages did not converge; it contracts "
+               "only for steps well below the GD limit (the default dt is 0.25/lambda_max).")
+    return DivergenceError(
+        f"linflow: {n_bad} of {status.size} trajectories diverged with method {solver.name!r} "
+        f"(first: trajectory {g} at {where}).{why} An estimate of the stable step at its "
         f"initialization is 2/lambda_max ≈ {stable:.3g}. Reduce the step size, or pass "
         "throw=False to keep the other trajectories (status DIVERGED marks the failed ones); "
         "the partial results are in the exception's .trajectory.",

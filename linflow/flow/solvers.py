@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
 from ..network import _value_and_grads
 
 __all__ = ["Dopri5", "Gauss", "field"]
@@ -36,16 +38,41 @@ def bcast(s, a):
 
 
 def combine(y, ks, coeffs, dt):
-    """``y + dt * sum_j coeffs[j] * ks[j]`` layer by layer (zero coefficients skipped)."""
+    """``y + dt * sum_j coeffs[j] * ks[j]`` layer by layer (zero coefficients skipped).
+
+    On NumPy the sum is accumulated in place into one fresh array per layer:
+    stage combinations dominate the cost of a batched Runge–Kutta step with
+    small matrices, and most of that cost is allocating temporaries.  Other
+    namespaces (CuPy has a memory pool) take the functional path.
+    """
+    pairs = [(c, k) for c, k in zip(coeffs, ks) if hasattr(c, "shape") or c != 0]
+    if not pairs:
+        return tuple(y)
+    if isinstance(y[0], np.ndarray):
+        return tuple(_combine_numpy(yl, [(c, k[l]) for c, k in pairs], dt) for l, yl in enumerate(y))
     out = []
     for l, yl in enumerate(y):
         acc = None
-        for c, k in zip(coeffs, ks):
-            if c != 0:
-                term = c * k[l]
-                acc = term if acc is None else acc + term
-        out.append(yl if acc is None else yl + bcast(dt, yl) * acc)
+        for c, k in pairs:
+            term = (bcast(c, yl) if hasattr(c, "shape") else c) * k[l]
+            acc = term if acc is None else acc + term
+        out.append(yl + bcast(dt, yl) * acc)
     return tuple(out)
+
+
+def _combine_numpy(yl, terms, dt):
+    def coef(c):  # a number, or one coefficient per trajectory
+        return bcast(c, yl) if hasattr(c, "shape") else c
+
+    c0, k0 = terms[0]
+    acc = np.multiply(k0, coef(c0))
+    tmp = np.empty_like(acc) if len(terms) > 1 else None
+    for c, k in terms[1:]:
+        np.multiply(k, coef(c), out=tmp)
+        acc += tmp
+    acc *= bcast(dt, yl)
+    acc += yl
+    return acc
 
 
 def sq_norm(xp, y):
@@ -140,15 +167,8 @@ class Dopri5:
             for pj, th in zip(row, powers):
                 if pj != 0:
                     c = c + pj * th
-            coeffs.append(c)  # each is (B,) or 0
-        out = []
-        for l, yl in enumerate(y):
-            acc = 0
-            for c, k in zip(coeffs, ks):
-                if not isinstance(c, (int, float)):
-                    acc = acc + bcast(c, yl) * k[l]
-            out.append(yl + bcast(dt, yl) * acc)
-        return tuple(out)
+            coeffs.append(c)  # each is (B,), or 0 for the unused stage
+        return combine(y, ks, coeffs, dt)
 
 
 class Gauss:

@@ -1,0 +1,97 @@
+"""Shared helpers of :mod:`linflow.bounds`: sorted spectra, padding, checks, tolerances.
+
+Eigenvalues and singular values are in **decreasing** order (theory.md §1.1), and
+``lam(A, k)`` is the ``k``-th largest (1-based).  Past the order of the matrix the
+paper's conventions are used: :math:`\\sigma_k = 0` for :math:`k > \\min(n, m)`, and
+for the ``[.]_+``-clipped eigenvalues of an imbalance the value is 0.
+"""
+from __future__ import annotations
+
+import array_api_compat
+import numpy as np
+
+from .._validate import check_weights
+from ..backend import asarray, to_numpy
+
+__all__ = []
+
+
+class HypothesisError(ValueError):
+    """A bound was asked for weights (or a loss) outside the hypothesis of its result."""
+
+
+def device(a):
+    return array_api_compat.device(a)
+
+
+def weights(Ws, *, L=None, result=None):
+    """Validate weights; optionally require exactly ``L`` layers for ``result``."""
+    xp, Ws = check_weights(Ws, finite=False)
+    if L is not None and len(Ws) != L:
+        raise HypothesisError(
+            f"linflow: {result} is stated for L = {L} layers; got L = {len(Ws)} "
+            f"(weights of shapes {[tuple(W.shape) for W in Ws]})."
+        )
+    return xp, Ws
+
+
+def mT(xp, A):
+    return xp.matrix_transpose(A)
+
+
+def eig_desc(xp, A):
+    """Eigenvalues of symmetric ``A`` in decreasing order, shape ``(..., h)``."""
+    A = 0.5 * (A + mT(xp, A))
+    return xp.flip(xp.linalg.eigvalsh(A), axis=-1)
+
+
+def pick(xp, v, k, fill=0.0):
+    """The ``k``-th (1-based) entry of ``v`` along the last axis; ``fill`` if ``k`` is past the end."""
+    h = v.shape[-1]
+    if 1 <= k <= h:
+        return v[..., k - 1]
+    return xp.full(tuple(v.shape[:-1]), fill, dtype=v.dtype, device=device(v))
+
+
+def pos(xp, x):
+    """:math:`[x]_+`."""
+    return xp.maximum(x, xp.zeros_like(x))
+
+
+def imbalances(xp, Ws):
+    return tuple(mT(xp, Ws[l]) @ Ws[l] - Ws[l + 1] @ mT(xp, Ws[l + 1]) for l in range(len(Ws) - 1))
+
+
+def product(xp, Ws):
+    W = Ws[0]
+    for V in Ws[1:]:
+        W = W @ V
+    return W
+
+
+def sigma_desc(xp, W):
+    return xp.linalg.svdvals(W)
+
+
+def tolerance(xp, Ws, tol=None):
+    """Host array (batch) of absolute tolerances for sign tests on the imbalances.
+
+    Default: ``1e4 * eps(dtype) * max(1, max_l ||W_l||_F^2)`` -- round-off in
+    :math:`W_l^\\top W_l - W_{l+1}W_{l+1}^\\top` scales with the squared weights.
+    """
+    batch = tuple(Ws[0].shape[:-2])
+    if tol is not None:
+        return np.broadcast_to(np.asarray(tol, dtype=np.float64), batch)
+    s = 0
+    for W in Ws:
+        s = xp.maximum(s, xp.sum(W * W, axis=(-2, -1))) if not isinstance(s, int) else xp.sum(W * W, axis=(-2, -1))
+    eps = float(np.finfo(np.float32 if "32" in str(Ws[0].dtype) else np.float64).eps)
+    return 1e4 * eps * np.maximum(1.0, np.asarray(to_numpy(s), dtype=np.float64))
+
+
+def like(xp, host, ref):
+    """Host data as an array of ``ref``'s namespace, dtype and device."""
+    return asarray(np.asarray(host, dtype=np.float64), like=ref)
+
+
+__all__ += ["HypothesisError"]

@@ -1,0 +1,75 @@
+r"""Loss curves from a rate: Grönwall (7) and Theorem 4's O(1/t) (Min, Vidal & Mallada 2023, §2, §4.4).
+
+Any uniform bound :math:`\lambda_{\min}(\mathcal T_{\{W_l(t)\}})\ge\alpha` turns into a loss bound:
+
+* under A1 (PL, :math:`\|\nabla f\|^2\ge\gamma(f-f^*)`), eq. (7):
+  :math:`\mathcal L(t)-\mathcal L^*\le e^{-\alpha\gamma t}(\mathcal L(0)-\mathcal L^*)`;
+* under A1′ (:math:`\|\nabla f\|\ge\gamma(f-f^*)`, e.g. the exponential loss on separable
+  data with γ the margin, Claim of App. C), Theorem 4, eq. (21):
+  :math:`\mathcal L(t)-\mathcal L^*\le\dfrac{\mathcal L(0)-\mathcal L^*}{(\mathcal L(0)-\mathcal L^*)\alpha\gamma^2t+1}`.
+
+For classification only the imbalance-only rates apply (:math:`\underline\Delta`, :math:`\Delta^*`,
+:math:`\prod\tilde d`): the margin terms need A2, and :math:`W^*` is at infinity.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import asarray, namespace
+
+__all__ = ["loss_curve", "KINDS"]
+
+KINDS = ("exp", "inverse")
+
+
+def loss_curve(t, L0, alpha, gamma, L_star=0.0, kind="exp"):
+    r"""The loss bound at times ``t`` for rate ``alpha`` (eq. 7, or Theorem 4 with ``kind="inverse"``).
+
+    Parameters
+    ----------
+    t : array, shape ``(S,)``
+        Times (flow time; ``k * eta`` for gradient descent).
+    L0 : float or array, shape ``batch``
+        Initial loss :math:`\mathcal L(0)`.
+    alpha : float or array, shape ``batch``
+        A uniform lower bound on :math:`\lambda_{\min}(\mathcal T)`.
+    gamma : float
+        The constant of A1 (``kind="exp"``) or A1′ (``kind="inverse"``); ``loss.gamma``.
+    L_star : float or array
+        :math:`\mathcal L^* = f^*`.
+    kind : {"exp", "inverse"}
+        ``"exp"``: :math:`\mathcal L^* + e^{-\gamma\alpha t}(\mathcal L_0-\mathcal L^*)`;
+        ``"inverse"``: :math:`\mathcal L^* + (\mathcal L_0-\mathcal L^*)/((\mathcal L_0-\mathcal L^*)\alpha\gamma^2t+1)`.
+
+    Returns
+    -------
+    array of shape ``(S, *batch)``, laid out like ``Trajectory.loss``, in the namespace
+    of the array inputs (NumPy if all are numbers).
+
+    Examples
+    --------
+    >>> import numpy as np, linflow as lf
+    >>> lf.bounds.loss_curve(np.array([0.0, 1.0]), 2.0, 0.5, 2.0).tolist()  # 2 e^{-t}
+    [2.0, 0.7357588823428847]
+    """
+    if kind not in KINDS:
+        raise ValueError(f"linflow: kind must be one of {KINDS}; got {kind!r}.")
+    arrays = [a for a in (t, L0, alpha, L_star) if hasattr(a, "shape") and not isinstance(a, np.ndarray)]
+    xp = namespace(*arrays) if arrays else np
+    ref = arrays[0] if arrays else None
+
+    def arr(a):
+        if hasattr(a, "shape") and not isinstance(a, np.ndarray):
+            return a
+        a = np.asarray(a, dtype=np.float64)
+        return a if ref is None else asarray(a, like=ref)
+
+    t, L0, alpha, L_star = arr(t), arr(L0), arr(alpha), arr(L_star)
+    nb = max(L0.ndim, alpha.ndim, L_star.ndim)
+    if t.ndim > 1:
+        raise ValueError(f"linflow: t must be a 1-D array of times; got shape {tuple(t.shape)}.")
+    t = xp.reshape(t, tuple(t.shape) + (1,) * nb)
+    gap = L0 - L_star
+    if kind == "exp":
+        return L_star + xp.exp(-float(gamma) * alpha * t) * gap
+    return L_star + gap / (gap * alpha * float(gamma) ** 2 * t + 1.0)

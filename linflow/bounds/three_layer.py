@@ -1,0 +1,199 @@
+r"""Three-layer bound: Definitions 1–2, Theorem 2 / Corollary 1 (Min, Vidal & Mallada 2023, §4.2).
+
+With :math:`D_{21} = W_2W_2^\top - W_1^\top W_1 = -D_1` (``h_1 x h_1``) and
+:math:`D_{23} = W_2^\top W_2 - W_3W_3^\top = D_2` (``h_2 x h_2``) (eqs. 13–14),
+
+.. math::
+    \lambda_{\min}(\mathcal T)\ \ge\ \Delta^* = \tfrac12(\Delta_{21}^{(2)}+\Delta_{21}^2)+\Delta_{21}\Delta_{23}
+    +\tfrac12(\Delta_{23}^{(2)}+\Delta_{23}^2)\qquad(15).
+
+Eigenvalues are decreasing; in Definition 1 :math:`\lambda_j = +\infty` for :math:`j\le0`.
+"""
+from __future__ import annotations
+
+import math
+
+from ._common import device, eig_desc, mT, weights
+from ..backend import namespace
+
+__all__ = ["wedge", "D_bar", "deltas", "delta_star", "delta_star_from", "lemma_g1"]
+
+
+def _wedge_values(xp, a, b, r):
+    r"""Diagonal of :math:`A\wedge_rB` from decreasing spectra ``a`` (of A) and ``b`` (of B)."""
+    h = a.shape[-1]
+    shift = r - 1  # entry i (1-based) pairs with b_{i+1-r}
+    if shift >= h:
+        return a
+    if shift <= 0:
+        if shift < 0:
+            raise ValueError(f"linflow: the wedge index r must be >= 1; got {r}.")
+        return xp.minimum(a, b)
+    inf = xp.full(tuple(b.shape[:-1]) + (shift,), math.inf, dtype=b.dtype, device=device(b))
+    bs = xp.concat([inf, b[..., : h - shift]], axis=-1)
+    return xp.minimum(a, bs)
+
+
+def _diag(xp, v):
+    h = v.shape[-1]
+    return v[..., :, None] * xp.eye(h, dtype=v.dtype, device=device(v))
+
+
+def wedge(A, B, r):
+    r""":math:`A\wedge_rB = \mathrm{diag}\{\min\{\lambda_i(A),\lambda_{i+1-r}(B)\}\}_{i=1}^n` (Definition 1).
+
+    Eigenvalues decreasing; :math:`\lambda_j(B) = +\infty` for :math:`j\le0`, so the first
+    ``r-1`` entries are :math:`\lambda_i(A)`.  Not commutative.
+
+    Parameters
+    ----------
+    A, B : arrays, symmetric, shape ``(..., n, n)``
+    r : int >= 1
+
+    Returns
+    -------
+    array ``(..., n, n)``, diagonal.
+    """
+    xp = namespace(A, B)
+    if A.shape[-1] != B.shape[-1] or A.shape[-1] != A.shape[-2] or B.shape[-1] != B.shape[-2]:
+        raise ValueError(
+            f"linflow: wedge needs square A and B of one order; got {tuple(A.shape)} and {tuple(B.shape)}."
+        )
+    return _diag(xp, _wedge_values(xp, eig_desc(xp, A), eig_desc(xp, B), int(r)))
+
+
+def _pad(xp, v, h, fill):
+    k = v.shape[-1]
+    if k >= h:
+        return v[..., :h]
+    extra = xp.full(tuple(v.shape[:-1]) + (h - k,), fill, dtype=v.dtype, device=device(v))
+    return xp.concat([v, extra], axis=-1)
+
+
+def _dbar_values(xp, a, b):
+    """Diagonals of D̄_{h1}, D̄_{h2} from decreasing spectra a (D21, h1) and b (D23, h2)."""
+    h1, h2 = a.shape[-1], b.shape[-1]
+    zero = xp.zeros_like(a[..., :1])
+    d1 = xp.maximum(xp.maximum(a, _pad(xp, b, h1, -math.inf)), zero)
+    d2 = xp.maximum(xp.maximum(_pad(xp, a, h2, -math.inf), b), xp.zeros_like(b[..., :1]))
+    return d1, d2
+
+
+def D_bar(D21, D23):
+    r""":math:`\bar D_{h_1}` and :math:`\bar D_{h_2}` of Definition 2.
+
+    :math:`\bar D_{h_k} = \mathrm{diag}\{\max\{\lambda_i(D_{21}),\lambda_i(D_{23}),0\}\}_{i=1}^{h_k}`.
+    When :math:`h_1\ne h_2` the paper does not say what :math:`\lambda_i(D_{23})` means for
+    :math:`i>h_2` (or :math:`\lambda_i(D_{21})` for :math:`i>h_1`); we take
+    :math:`-\infty`, i.e. the missing term is ignored (the convention of theory.md §4.2).
+    (App. G.4 prints :math:`D_{21}` twice, a typo, E8; the definition above is used.)
+
+    Returns
+    -------
+    (D̄_h1, D̄_h2) : diagonal arrays ``(..., h_1, h_1)`` and ``(..., h_2, h_2)``.
+    """
+    xp = namespace(D21, D23)
+    d1, d2 = _dbar_values(xp, eig_desc(xp, D21), eig_desc(xp, D23))
+    return _diag(xp, d1), _diag(xp, d2)
+
+
+def _deltas_from_spectra(xp, a, b, n, m):
+    d1, d2 = _dbar_values(xp, a, b)
+    w1 = _wedge_values(xp, d1, a, n)
+    w2 = _wedge_values(xp, d2, b, m)
+    s = lambda v: xp.sum(v, axis=-1)  # noqa: E731
+    return {
+        "Delta_21": s(d1) - s(w1),
+        "Delta_21_2": s(d1 * d1) - s(w1 * w1),
+        "Delta_23": s(d2) - s(w2),
+        "Delta_23_2": s(d2 * d2) - s(w2 * w2),
+    }
+
+
+def _D21_D23(xp, Ws):
+    W1, W2, W3 = Ws
+    return W2 @ mT(xp, W2) - mT(xp, W1) @ W1, mT(xp, W2) @ W2 - W3 @ mT(xp, W3)
+
+
+def deltas(Ws):
+    r"""The four quantities of Definition 2 for three-layer weights.
+
+    .. math::
+        \Delta_{21} = \mathrm{tr}\bar D_{h_1} - \mathrm{tr}(\bar D_{h_1}\wedge_nD_{21}),\quad
+        \Delta^{(2)}_{21} = \mathrm{tr}\bar D_{h_1}^2 - \mathrm{tr}\big((\bar D_{h_1}\wedge_nD_{21})^2\big),
+
+    and likewise :math:`\Delta_{23},\Delta^{(2)}_{23}` with :math:`\bar D_{h_2}`, ``m`` and
+    :math:`D_{23}`.  :math:`\Delta^{(2)}` can be negative (large negative eigenvalues of
+    :math:`D_{21}`); that is expected.
+
+    Returns
+    -------
+    dict with keys ``"Delta_21"``, ``"Delta_21_2"``, ``"Delta_23"``, ``"Delta_23_2"``;
+    arrays of shape ``(...)``.
+    """
+    xp, Ws = weights(Ws, L=3, result="Definition 2 (deltas)")
+    D21, D23 = _D21_D23(xp, Ws)
+    n, m = Ws[0].shape[-2], Ws[2].shape[-1]
+    return _deltas_from_spectra(xp, eig_desc(xp, D21), eig_desc(xp, D23), n, m)
+
+
+def _star(q):
+    return (0.5 * (q["Delta_21_2"] + q["Delta_21"] ** 2) + q["Delta_21"] * q["Delta_23"]
+            + 0.5 * (q["Delta_23_2"] + q["Delta_23"] ** 2))
+
+
+def delta_star_from(D21, D23, n, m):
+    r""":math:`\Delta^*(D_{21}, D_{23})` of (15) from the imbalances and the outer dimensions ``n, m``."""
+    xp = namespace(D21, D23)
+    return _star(_deltas_from_spectra(xp, eig_desc(xp, D21), eig_desc(xp, D23), int(n), int(m)))
+
+
+def delta_star(Ws):
+    r"""Theorem 2 / Corollary 1: :math:`\lambda_{\min}(\mathcal T)\ge\Delta^*(D_{21},D_{23})`, eq. (15).
+
+    .. math::
+        \Delta^* = \tfrac12(\Delta^{(2)}_{21}+\Delta_{21}^2)+\Delta_{21}\Delta_{23}+\tfrac12(\Delta^{(2)}_{23}+\Delta_{23}^2)
+        = \alpha_3 .
+
+    Uses the **main-text normalization (15)**.  The appendix (Theorem G.2) calls twice
+    this quantity ":math:`\Delta^*`" and states :math:`\lambda_{\min}\ge\Delta^*/2`
+    (E3, theory.md §10); reading the appendix's :math:`\Delta^*` as a rate is off by 2
+    (see :func:`linflow.bounds.printed.delta_star`).  The bound depends only on the
+    imbalances, so it holds uniformly along the flow, for any initialization;
+    Corollary 1: :math:`\mathcal L(t)-\mathcal L^*\le e^{-\Delta^*\gamma t}(\mathcal L(0)-\mathcal L^*)`
+    when :math:`\Delta^* > 0`.
+
+    Raises
+    ------
+    HypothesisError
+        ``L != 3``.
+
+    Examples
+    --------
+    >>> import linflow as lf
+    >>> Ws = lf.init.gaussian((5, 40, 40, 1), "fan_out", batch=(4,), seed=0)
+    >>> d = lf.bounds.delta_star(Ws)
+    >>> bool((d > 0).all() and (d <= lf.lambda_min(Ws)).all())
+    True
+    """
+    xp, Ws = weights(Ws, L=3, result="Theorem 2 (delta_star)")
+    D21, D23 = _D21_D23(xp, Ws)
+    n, m = Ws[0].shape[-2], Ws[2].shape[-1]
+    return _star(_deltas_from_spectra(xp, eig_desc(xp, D21), eig_desc(xp, D23), n, m))
+
+
+def lemma_g1(Ws):
+    r"""Lemma G.1: :math:`\lambda_{\min}(\mathcal T)\ge g(W_1,W_2,W_3)` for ``L = 3``.
+
+    .. math::
+        g = \lambda_n(W_1W_2W_2^\top W_1^\top) + \lambda_n(W_1W_1^\top)\lambda_m(W_3^\top W_3)
+        + \lambda_m(W_3^\top W_2^\top W_2W_3) .
+
+    Theorem 2 shows :math:`g\ge\Delta^*`.
+    """
+    xp, Ws = weights(Ws, L=3, result="Lemma G.1")
+    W1, W2, W3 = Ws
+    lo = lambda A: xp.linalg.eigvalsh(0.5 * (A + mT(xp, A)))[..., 0]  # noqa: E731
+    A = W1 @ W2
+    B = W2 @ W3
+    return lo(A @ mT(xp, A)) + lo(W1 @ mT(xp, W1)) * lo(mT(xp, W3) @ W3) + lo(mT(xp, B) @ B)

@@ -1,0 +1,171 @@
+r"""Generic plotters: loss curves with bound overlays, imbalance drift, spectra.
+
+Each plotter takes host data (anything :func:`numpy.asarray` accepts; device arrays are
+moved with :func:`linflow.to_numpy`), draws on ``ax`` (a new styled figure when omitted)
+and returns the axes. They compute nothing beyond what is needed to draw: the numbers come
+from :mod:`linflow`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import to_numpy
+from ._style import color, figure, style
+
+__all__ = [
+    "loss_curves",
+    "imbalance_drift",
+    "spectrum",
+    "spectrum_over_time",
+    "gap",
+    "drift",
+]
+
+_TINY = 1e-300
+
+
+def _host(x):
+    return np.asarray(to_numpy(x), dtype=float)
+
+
+def _ax(ax):
+    if ax is None:
+        _, ax = figure()
+    return ax
+
+
+def _labels(labels, k):
+    if labels is None:
+        return [None] * k
+    if isinstance(labels, str):
+        return [labels]
+    return list(labels)
+
+
+def gap(values, f_star=0.0):
+    r"""Optimality gap :math:`f - f^*`, clipped at a tiny positive number for log axes."""
+    return np.maximum(_host(values) - float(f_star), _TINY)
+
+
+def loss_curves(t, losses, labels=None, *, f_star=0.0, bounds=None, bound_labels=None, ax=None,
+                xlabel="flow time $t$", ylabel=r"$\mathcal{L}(t)-\mathcal{L}^*$", title=None,
+                logy=True, markers=False):
+    r"""Loss gaps :math:`\mathcal L(t)-\mathcal L^*` on a log axis, with optional bounds.
+
+    Parameters
+    ----------
+    t : array (S,) or list of arrays
+        Times (one array shared by all curves, or one per curve).
+    losses : array (S,) or (S, k), or list of arrays
+        One curve per column / list entry.
+    labels : list of str, optional
+        Legend entries of the curves.
+    f_star : float or sequence of float
+        Optimal value(s) subtracted before plotting.
+    bounds : array or list of arrays, optional
+        Upper bounds on the gap (already gaps, e.g. from ``lf.bounds.loss_curve``); drawn
+        dashed in the colour of the curve with the same index.
+    bound_labels : list of str, optional
+        Legend entries of the bounds.
+    """
+    ax = _ax(ax)
+    curves = _as_list(losses)
+    ts = _as_list(t) if isinstance(t, (list, tuple)) else [_host(t)] * len(curves)
+    fs = list(f_star) if np.ndim(f_star) else [f_star] * len(curves)
+    labs = _labels(labels, len(curves))
+    with style():
+        for i, (ti, li) in enumerate(zip(ts, curves)):
+            ax.plot(_host(ti), gap(li, fs[i]), color=color(i), label=labs[i],
+                    marker="o" if markers else None, ms=3)
+        if bounds is not None:
+            bs = _as_list(bounds)
+            blabs = _labels(bound_labels, len(bs))
+            for i, b in enumerate(bs):
+                ti = ts[i] if i < len(ts) else ts[0]
+                ax.plot(_host(ti), np.maximum(_host(b), _TINY), color=color(i), ls="--", lw=1.4,
+                        label=blabs[i] if i < len(blabs) else None)
+        _finish(ax, xlabel, ylabel, title, logy=logy)
+    return ax
+
+
+def drift(series):
+    r"""Frobenius distance :math:`\|D(t)-D(0)\|_F` of a saved series ``(S, ..., h, h)``.
+
+    Returns an array ``(S, ...)``; used for the imbalance diagnostics of a
+    :class:`~linflow.Trajectory` (``traj.diagnostics["imbalance_1"]``).
+    """
+    D = _host(series)
+    return np.sqrt(np.sum((D - D[:1]) ** 2, axis=(-2, -1)))
+
+
+def imbalance_drift(t, drifts, labels=None, *, ax=None, xlabel="flow time $t$",
+                    ylabel=r"$\|D_l(t)-D_l(0)\|_F$", title=None, floor=1e-17):
+    r"""Drift of the imbalance along runs, on a log axis.
+
+    ``drifts`` are arrays ``(S,)`` (from :func:`drift`); exact zeros are drawn at ``floor``.
+    """
+    ax = _ax(ax)
+    curves = _as_list(drifts)
+    ts = _as_list(t) if isinstance(t, (list, tuple)) else [_host(t)] * len(curves)
+    labs = _labels(labels, len(curves))
+    with style():
+        for i, (ti, di) in enumerate(zip(ts, curves)):
+            ax.plot(_host(ti), np.maximum(_host(di), floor), color=color(i), label=labs[i])
+        _finish(ax, xlabel, ylabel, title, logy=True)
+    return ax
+
+
+def spectrum(values, labels=None, *, ax=None, xlabel="index $i$", ylabel="eigenvalue",
+             title=None, logy=False):
+    r"""Eigenvalues or singular values (decreasing), one stem series per entry of ``values``."""
+    ax = _ax(ax)
+    series = _as_list(values)
+    labs = _labels(labels, len(series))
+    k = len(series)
+    with style():
+        for j, v in enumerate(series):
+            v = np.sort(_host(v).ravel())[::-1]
+            x = np.arange(1, v.size + 1) + (j - (k - 1) / 2) * 0.8 / max(k, 1)
+            ax.vlines(x, 0 if not logy else _TINY, v, color=color(j), lw=2)
+            ax.plot(x, v, "o", color=color(j), label=labs[j], ms=5)
+        ax.set_xticks(np.arange(1, max(np.size(s) for s in series) + 1))
+        _finish(ax, xlabel, ylabel, title, logy=logy)
+    return ax
+
+
+def spectrum_over_time(t, values, *, ax=None, label="$\\lambda_i$", xlabel="flow time $t$",
+                       ylabel="eigenvalue", title=None, logy=False, highlight_min=True):
+    r"""Eigenvalue (or singular-value) paths ``values`` of shape ``(S, k)`` against time."""
+    ax = _ax(ax)
+    V = _host(values).reshape(len(_host(t)), -1)
+    with style():
+        for i in range(V.shape[1]):
+            ax.plot(_host(t), V[:, i], color=color(6), lw=1.0, alpha=0.8,
+                    label=label if i == 0 else None)
+        if highlight_min:
+            ax.plot(_host(t), V.min(axis=1), color=color(0), lw=2.2, label="smallest")
+        _finish(ax, xlabel, ylabel, title, logy=logy)
+    return ax
+
+
+def _as_list(x):
+    if isinstance(x, (list, tuple)):
+        return [_host(v) for v in x]
+    a = _host(x)
+    if a.ndim == 1:
+        return [a]
+    return [a[:, i] for i in range(a.reshape(a.shape[0], -1).shape[1])]
+
+
+def _finish(ax, xlabel, ylabel, title, logy):
+    if logy:
+        ax.set_yscale("log")
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    handles, labels = ax.get_legend_handles_labels()
+    if any(labels):
+        ax.legend(loc="best")

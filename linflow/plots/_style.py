@@ -1,0 +1,124 @@
+r"""The one figure style of the course.
+
+Every figure of the book and of the explorers is drawn through this module, so they all
+look the same:
+
+* a colour cycle from the Okabe–Ito palette (colour-blind safe) without black and yellow,
+  whose mid-tones read on the light and on the dark theme;
+* figures with an opaque white face, so a PNG stays legible when the site is dark;
+* labelled axes with units (flow time :math:`t` is dimensionless; gradient-descent
+  time is :math:`t = k\eta`), a legend whenever more than one curve is drawn;
+* loss plots on a logarithmic axis, where an exponential rate is a straight line.
+
+Figures are :class:`LinflowFigure` objects (a :class:`matplotlib.figure.Figure` that
+knows how to show itself as PNG), created without :mod:`matplotlib.pyplot`. They display
+whatever the matplotlib backend is (``MPLBACKEND=Agg`` in the build included) and never
+twice.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import matplotlib as mpl
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = [
+    "COLORS",
+    "RC",
+    "LinflowFigure",
+    "figure",
+    "color",
+    "style",
+    "to_png",
+]
+
+#: Okabe–Ito colours (blue, vermillion, bluish green, reddish purple, orange, sky blue, grey).
+COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#7F7F7F")
+
+#: matplotlib rcParams of the style.
+RC = {
+    "axes.prop_cycle": mpl.cycler(color=list(COLORS)),
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "savefig.facecolor": "white",
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.8,
+    "figure.constrained_layout.use": True,
+}
+
+#: default size of one panel, inches
+PANEL = (4.6, 3.3)
+
+
+def color(i):
+    """The ``i``-th colour of the cycle (wraps around)."""
+    return COLORS[int(i) % len(COLORS)]
+
+
+@contextlib.contextmanager
+def style():
+    """Context manager applying :data:`RC` (used by every plotter)."""
+    with mpl.rc_context(RC):
+        yield
+
+
+def to_png(fig, dpi=None):
+    """PNG bytes of a figure (white face, tight)."""
+    buf = io.BytesIO()
+    with style():
+        fig.savefig(buf, format="png", dpi=dpi or fig.dpi, facecolor="white")
+    return buf.getvalue()
+
+
+class LinflowFigure(Figure):
+    """A matplotlib figure that displays itself as PNG in Jupyter (any backend)."""
+
+    def _repr_png_(self):
+        return to_png(self)
+
+    def _repr_html_(self):  # None: let the PNG be used (no duplicate HTML)
+        return None
+
+
+def figure(ncols=1, nrows=1, *, size=None, sharex=False, sharey=False, layout="constrained"):
+    """A new styled figure and its axes (a single axes when ``ncols = nrows = 1``).
+
+    Parameters
+    ----------
+    ncols, nrows : int
+        Grid of panels.
+    size : (float, float), optional
+        Figure size in inches; default ``PANEL`` per panel.
+    sharex, sharey : bool
+        Passed to :meth:`matplotlib.figure.Figure.subplots`.
+    layout : {"constrained", "fixed"}
+        ``"fixed"`` uses fixed margins (no layout engine: several times faster, used for
+        the precomputed frames of the explorers).
+
+    Returns
+    -------
+    (LinflowFigure, axes)
+    """
+    if size is None:
+        size = (PANEL[0] * ncols, PANEL[1] * nrows)
+    with style():
+        fig = LinflowFigure(figsize=size, layout="constrained" if layout == "constrained" else "none")
+        FigureCanvasAgg(fig)
+        if layout != "constrained":
+            w, h = size
+            fig.subplots_adjust(left=0.8 / w, right=1 - 0.15 / w, bottom=0.55 / h, top=1 - 0.35 / h, wspace=0.32)
+        axes = fig.subplots(nrows, ncols, sharex=sharex, sharey=sharey, squeeze=True)
+    return fig, axes

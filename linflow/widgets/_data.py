@@ -1,0 +1,124 @@
+r"""Small experiment builders shared by the explorers and the chapters (presentation layer).
+
+They assemble problems and reference curves from :mod:`linflow` calls so that a chapter's
+cells stay one call each. Nothing here is new mathematics: bounds come from
+:mod:`linflow.bounds` when it provides them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import to_numpy
+
+__all__ = ["weights", "regression_problem", "rate_bound", "inverse_bound", "pl_ratios", "rescale",
+           "observed_rate", "T_spectrum"]
+
+
+def weights(dims, scale, *, seed=0, batch=()):
+    r"""Gaussian weights with i.i.d. :math:`\mathcal N(0, \mathrm{scale}^2)` entries (``lf.init.gaussian``)."""
+    from .. import init
+
+    return init.gaussian(tuple(int(d) for d in dims), "custom", std=float(scale), batch=batch, seed=seed)
+
+
+def regression_problem(n_samples, n, m, kappa, *, seed=0):
+    r"""A regression loss :math:`\frac12\|Y-XW\|_F^2` whose data matrix has condition number ``kappa``.
+
+    ``X`` (``n_samples x n``) has singular values spaced geometrically from 1 to
+    :math:`\sqrt{\kappa}`, so :math:`X^\top X` has :math:`K/\mu = \kappa`; ``Y`` is Gaussian.
+
+    Returns
+    -------
+    linflow.losses.Regression
+    """
+    from .. import losses
+
+    rng = np.random.default_rng(seed)
+    U, _ = np.linalg.qr(rng.standard_normal((n_samples, n)))
+    V, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    s = np.sqrt(np.geomspace(1.0, float(kappa), n))[::-1]
+    X = (U * s) @ V.T
+    Y = rng.standard_normal((n_samples, m))
+    return losses.Regression(X, Y)
+
+
+def rate_bound(t, gap0, alpha, gamma):
+    r"""The Grönwall bound :math:`e^{-\alpha\gamma t}(\mathcal L(0)-\mathcal L^*)` (eq. 7).
+
+    Uses ``lf.bounds.loss_curve`` when the theory layer provides it.
+    """
+    t = np.asarray(to_numpy(t), dtype=float)
+    try:
+        from ..bounds import loss_curve
+    except ImportError:
+        loss_curve = None
+    if loss_curve is not None:
+        return np.asarray(to_numpy(loss_curve(t, float(gap0), float(alpha), float(gamma), kind="exp")))
+    return np.exp(-float(alpha) * float(gamma) * t) * float(gap0)
+
+
+def inverse_bound(t, gap0, gamma):
+    r"""The A1' bound :math:`f_0/(1+\gamma^2 f_0 t)` for :math:`\dot f\le-\gamma^2 f^2` (Theorem 4 form)."""
+    t = np.asarray(to_numpy(t), dtype=float)
+    f0 = float(gap0)
+    try:
+        from ..bounds import loss_curve
+    except ImportError:
+        return f0 / (1.0 + float(gamma) ** 2 * f0 * t)
+    return np.asarray(to_numpy(loss_curve(t, f0, 1.0, float(gamma), kind="inverse")))
+
+
+def pl_ratios(loss, n_points=200, *, scale=1.0, power=2, seed=0):
+    r"""Ratios :math:`\|\nabla f(W)\|_F^{p}/(f(W)-f^*)` at random points :math:`W` around the minimizer.
+
+    ``power=2`` tests A1 (the ratio is at least :math:`\gamma`), ``power=1`` tests A1'.
+    For classification losses (no minimizer) the points are drawn around 0.
+    """
+    rng = np.random.default_rng(seed)
+    W0 = getattr(loss, "minimizer", None)
+    f_star = getattr(loss, "f_star", 0.0) or 0.0
+    shape = _shape(loss)
+    base = np.zeros(shape) if W0 is None else np.asarray(to_numpy(W0))
+    out = []
+    for _ in range(int(n_points)):
+        W = base + float(scale) * rng.standard_normal(shape)
+        v, g = loss.value_and_grad(W)
+        gap = float(to_numpy(v)) - float(f_star)
+        if gap > 1e-12:
+            out.append(float(np.sqrt(np.sum(np.asarray(to_numpy(g)) ** 2))) ** power / gap)
+    return np.asarray(out)
+
+
+def _shape(loss):
+    d = loss.data
+    if type(loss).__name__ == "Squared":
+        return tuple(d[0].shape)
+    X, Y = d[0], d[1]
+    m = Y.shape[-1] if Y.ndim > 1 else 1
+    return (X.shape[-1], m)
+
+
+def rescale(Ws, l, S):
+    r"""The symmetry :math:`W_l\to W_lS`, :math:`W_{l+1}\to S^{-1}W_{l+1}` (1-based ``l``).
+
+    The product is unchanged; the imbalance :math:`D_l` is not.
+    """
+    Ws = [np.asarray(to_numpy(W)) for W in Ws]
+    S = np.asarray(S, dtype=float)
+    Ws[l - 1] = Ws[l - 1] @ S
+    Ws[l] = np.linalg.solve(S, Ws[l])
+    return tuple(Ws)
+
+
+def observed_rate(t, gap):
+    r"""Average exponential rate :math:`-\log(\mathrm{gap}(t)/\mathrm{gap}(0))/t` of a run (``t > 0``)."""
+    t = np.asarray(to_numpy(t), dtype=float)
+    g = np.asarray(to_numpy(gap), dtype=float)
+    return -np.log(g[-1] / g[0]) / (t[-1] - t[0])
+
+
+def T_spectrum(Ws):
+    r"""All eigenvalues of the preconditioner :math:`\mathcal T_{\{W_l\}}` (increasing), from ``lf.T_matrix``."""
+    from ..network import T_matrix
+
+    return np.linalg.eigvalsh(np.asarray(to_numpy(T_matrix(Ws)), dtype=float))

@@ -1,0 +1,757 @@
+r"""Explorers and experiment helpers of the theory chapters (two layers to errata).
+
+Every explorer is a pair of functions handed to :class:`linflow.widgets._core.Explorer`:
+``*_compute(**params) -> dict`` (the numbers, all from linflow's theory and flow functions)
+and ``*_draw(data, fig)`` (the picture, in the style of :mod:`linflow.plots`).  The framework
+turns them into a live ipywidgets face and a kernel-free HTML slider face.  The compute
+functions are plain functions, tested without a browser in ``tests/test_theory_explorers.py``.
+
+The other helpers only run flows and post-process them (fit a slope, collect numbers into a
+table); every theory quantity comes from :mod:`linflow.bounds`, :mod:`linflow.init` and
+:mod:`linflow.closed_form`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "asymptotic_rate",
+    "plot_loss_and_bounds",
+    "imbalance_sweep",
+    "two_layer_compute",
+    "two_layer_draw",
+    "two_layer_explorer",
+    "three_layer_compute",
+    "three_layer_draw",
+    "three_layer_explorer",
+    "depth_sweep",
+    "depth_compute",
+    "depth_draw",
+    "depth_explorer",
+    "classification_compute",
+    "classification_draw",
+    "classification_explorer",
+    "lemma3_compute",
+    "lemma3_draw",
+    "lemma3_explorer",
+    "markdown_table",
+]
+
+
+def _lf():
+    import linflow
+
+    return linflow
+
+
+def _host(x):
+    return np.asarray(_lf().to_numpy(x), dtype=float)
+
+
+def _f(x):
+    """A host float (0-d) or NumPy array from a linflow result."""
+    a = _host(x)
+    return float(a) if a.ndim == 0 else a
+
+
+def _axes(fig, ncols=1):
+    from ..plots import style
+
+    with style():
+        axs = fig.subplots(1, ncols, squeeze=False)[0]
+    return list(axs) if ncols > 1 else axs[0]
+
+
+# ------------------------------------------------------------------------------ analysis
+def asymptotic_rate(t, loss, lo=1e-12, hi=1e-6):
+    r"""Decay rate :math:`-\tfrac{d}{dt}\log\mathcal L` fitted (least squares) where ``lo <= loss <= hi``.
+
+    Falls back to the last third of the positive finite samples when fewer than three
+    fall in the window; ``nan`` if there are fewer than three such samples.
+
+    Parameters
+    ----------
+    t, loss : array
+        Times and loss gaps, shape ``(S,)``.
+    lo, hi : float
+        Window of loss values used for the fit.
+
+    Returns
+    -------
+    float
+    """
+    t = _host(t).ravel()
+    y = _host(loss).ravel()
+    ok = np.isfinite(y) & (y > 0)
+    win = ok & (y >= lo) & (y <= hi)
+    if win.sum() < 3:
+        idx = np.flatnonzero(ok)
+        if idx.size < 3:
+            return float("nan")
+        win = np.zeros_like(ok)
+        win[idx[2 * idx.size // 3:]] = True
+    return float(-np.polyfit(t[win], np.log(y[win]), 1)[0])
+
+
+def plot_loss_and_bounds(ax, t, loss, bounds, *, label="gradient flow", title=None,
+                         xlabel="flow time $t$"):
+    """One loss curve (log scale) and dashed bound curves, in the book's style.
+
+    Parameters
+    ----------
+    ax : matplotlib axes
+    t, loss : array
+        Times and loss gaps, shape ``(S,)``.
+    bounds : dict
+        Legend label -> bound curve, shape ``(S,)``.
+    """
+    from ..plots import color, style
+
+    with style():
+        ax.plot(_host(t), np.maximum(_host(loss), 1e-300), color=color(0), lw=2.2, label=label)
+        for i, (name, curve) in enumerate(bounds.items()):
+            ax.plot(_host(t), np.maximum(_host(curve), 1e-300), "--", color=color(i + 1), lw=1.5,
+                    label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(r"$\mathcal{L}(t)-\mathcal{L}^*$")
+        if title:
+            ax.set_title(title)
+        ax.legend(loc="best")
+    return ax
+
+
+def markdown_table(header, rows):
+    """A Markdown table (a string) from a header and rows of cells (numbers are formatted).
+
+    Parameters
+    ----------
+    header : list of str
+    rows : list of list
+        Cells; floats are written with 4 significant digits, ``None`` and NaN as "n/a".
+    """
+    def cell(v):
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return "n/a"
+        if isinstance(v, (float, np.floating)):
+            return f"{float(v):.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- two layers
+def _stack(nets):
+    """Stack a list of networks (tuples of arrays) into one batch along a new leading axis."""
+    lf = _lf()
+    xp = lf.namespace(*nets[0])
+    return tuple(xp.stack([Ws[l] for Ws in nets], axis=0) for l in range(len(nets[0])))
+
+
+def imbalance_sweep(lams, Y, *, scale=0.3, t_end=12.0, seed=2, n_save=241):
+    r"""Asymptotic loss rates of :math:`\lambda`-balanced two-layer flows, with predictions.
+
+    For each ``lam``: weights ``lf.init.lambda_balanced((n, n, m), lam)``, the flow on
+    :math:`\tfrac12\|W - Y\|_F^2` (all runs in one batch), its fitted asymptotic rate,
+    Tarmoun's rate (``lf.bounds.tarmoun``), and the global rates :math:`\gamma\alpha_2`
+    (``lf.bounds.two_layer``) and :math:`\gamma\underline\Delta` (``lf.bounds.spread_gap``),
+    all as rates of the loss (times :math:`\gamma = 2`).
+
+    Returns
+    -------
+    dict
+        ``lam``, ``measured``, ``tarmoun``, ``theorem1``, ``gap``: arrays like ``lams``.
+    """
+    lf = _lf()
+    Yh = np.asarray(Y, dtype=float)
+    n, m = Yh.shape
+    Y = lf.asarray(Yh)
+    loss = lf.losses.Squared(Y)
+    lams = [float(v) for v in lams]
+    Ws = _stack([lf.init.lambda_balanced((n, n, m), lam, seed=seed, scale=scale) for lam in lams])
+    t_eval = np.linspace(0.0, t_end, n_save)
+    traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t_eval, rtol=1e-10, atol=1e-14,
+                            save=("loss",), loss_tol=1e-18)
+    losses = _host(traj.loss)
+    return {
+        "lam": np.asarray(lams),
+        "measured": np.asarray([asymptotic_rate(traj.t, losses[:, i], lo=1e-17, hi=1e-11)
+                                for i in range(len(lams))]),
+        "tarmoun": loss.gamma * _host(lf.bounds.tarmoun(Ws, Y)),
+        "theorem1": loss.gamma * _host(lf.bounds.two_layer(Ws, loss)),
+        "gap": loss.gamma * _host(lf.bounds.spread_gap(Ws)[2]),
+    }
+
+
+def two_layer_compute(lam=1.0, *, Y=((2.0, 0.0), (0.0, 0.5)), scale=0.3, t_end=6.0, seed=2):
+    r"""Loss of a :math:`\lambda`-balanced two-layer flow and its Theorem 1 bounds."""
+    lf = _lf()
+    Y = lf.asarray(np.asarray(Y, dtype=float))
+    n, m = Y.shape
+    loss = lf.losses.Squared(Y)
+    Ws = lf.init.lambda_balanced((n, n, m), float(lam), seed=seed, scale=scale)
+    t = np.linspace(0.0, t_end, 121)
+    traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, rtol=1e-9, atol=1e-14,
+                            save=("loss",))
+    L0 = _f(traj.loss[0])
+    a2 = _f(lf.bounds.two_layer(Ws, loss))
+    gap = _f(lf.bounds.spread_gap(Ws)[2])
+    return {
+        "lam": float(lam),
+        "t": _host(traj.t),
+        "loss": _host(traj.loss),
+        "bound_alpha2": _host(lf.bounds.loss_curve(t, L0, a2, loss.gamma)),
+        "bound_gap": _host(lf.bounds.loss_curve(t, L0, gap, loss.gamma)),
+        "alpha2": a2,
+        "gap": gap,
+        "measured": asymptotic_rate(traj.t, traj.loss),
+    }
+
+
+def two_layer_draw(data, fig):
+    """Draw :func:`two_layer_compute` output."""
+    ax = _axes(fig)
+    plot_loss_and_bounds(
+        ax, data["t"], data["loss"],
+        {rf"Theorem 1.2, $\alpha_2={data['alpha2']:.3g}$": data["bound_alpha2"],
+         rf"Theorem 1.1, $\underline{{\Delta}}={data['gap']:.3g}$": data["bound_gap"]},
+        label=f"gradient flow (rate {data['measured']:.3g})",
+        title=rf"two layers, imbalance $\lambda={data['lam']:.2g}$",
+    )
+    ax.set_ylim(1e-14, 1e2)
+
+
+def two_layer_explorer(lams=(0.0, 1.0, 2.0, 4.0)):
+    r"""Explorer: imbalance :math:`\lambda` -> loss curve against Theorem 1 (two layers)."""
+    from ._core import Explorer, Slider
+
+    return Explorer(two_layer_compute, two_layer_draw,
+                    [Slider("lam", tuple(float(v) for v in lams), label="imbalance λ",
+                            default=float(lams[1]), fmt="{:.2g}")],
+                    title="Two layers: imbalance and the Theorem 1 bound",
+                    caption="A larger imbalance gives a larger guaranteed and actual rate.")
+
+
+# -------------------------------------------------------------------------- three layers
+def three_layer_compute(h=20, n=2, *, scheme="fan_out", t_end=None, seed=1):
+    r"""Three-layer flow from a random init: loss, Corollary 1 bound, :math:`\lambda_{\min}` path."""
+    lf = _lf()
+    dims = (int(n), int(h), int(h), 1)
+    Ws = lf.init.gaussian(dims, scheme=scheme, seed=seed)
+    loss = lf.losses.Squared(lf.asarray(np.ones((int(n), 1))))
+    ds = _f(lf.bounds.delta_star(Ws))
+    lam0 = _f(lf.lambda_min(Ws))
+    if t_end is None:
+        t_end = 30.0 / (loss.gamma * max(lam0, 1e-3))
+    t = np.linspace(0.0, t_end, 101)
+    traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",),
+                            diagnostics=("lambda_min",), rtol=1e-8, atol=1e-14)
+    L0 = _f(traj.loss[0])
+    return {
+        "h": int(h), "n": int(n), "t": _host(traj.t), "loss": _host(traj.loss),
+        "bound": _host(lf.bounds.loss_curve(t, L0, max(ds, 0.0), loss.gamma)),
+        "delta_star": ds, "lambda_min": _host(traj.diagnostics["lambda_min"]),
+    }
+
+
+def three_layer_draw(data, fig):
+    """Draw :func:`three_layer_compute` output: loss vs bound, and lambda_min(T(t)) vs Delta*."""
+    from ..plots import color, style
+
+    ax1, ax2 = _axes(fig, 2)
+    plot_loss_and_bounds(ax1, data["t"], data["loss"],
+                         {rf"Corollary 1, $\Delta^*={data['delta_star']:.3g}$": data["bound"]},
+                         title=rf"$(n,h_1,h_2,m)=({data['n']},{data['h']},{data['h']},1)$")
+    ax1.set_ylim(1e-14, 1e2)
+    with style():
+        ax2.plot(data["t"], data["lambda_min"], color=color(0), label=r"$\lambda_{\min}(\mathcal{T}(t))$")
+        ax2.axhline(data["delta_star"], color=color(1), ls="--", label=r"$\Delta^*$ (Theorem 2)")
+        ax2.set(xlabel="flow time $t$", ylabel="eigenvalue", title="the bound along the flow")
+        ax2.set_ylim(bottom=min(0.0, data["delta_star"]))
+        ax2.legend(loc="best")
+
+
+def three_layer_explorer(hs=(4, 32), ns=(1, 5)):
+    """Explorer: widths and input dimension of a Fan_out three-layer net -> Delta*, flow."""
+    from ._core import Explorer, Slider
+
+    return Explorer(three_layer_compute, three_layer_draw,
+                    [Slider("h", tuple(int(v) for v in hs), label="width h₁ = h₂", default=int(hs[-1])),
+                     Slider("n", tuple(int(v) for v in ns), label="input dimension n", default=int(ns[0]))],
+                    title="Three layers: Δ* against the flow (Fan_out init, m = 1)",
+                    caption="Δ* is a uniform lower bound on λ_min along the flow; it is tight for n = 1.",
+                    size=(9.0, 3.4))
+
+
+# -------------------------------------------------------------------------------- depth
+def _depth_weights(L, eps, n=2, width=2, seed=0):
+    lf = _lf()
+    dims = (int(n),) + (int(width),) * (int(L) - 1) + (int(n),)
+    return lf.init.unimodal(dims, int(L), [float(eps)] * (int(L) - 1), seed=seed)
+
+
+def depth_sweep(depths, *, eps=0.4, n=2, width=2, t_end=4.0, seed=0, target=1.0):
+    r"""Flows of unimodal networks with :math:`D_l = \epsilon I` (:math:`l^* = L`) for several depths.
+
+    Returns
+    -------
+    dict
+        ``depth``, ``lambda_min`` (exact, at t = 0), ``theorem3`` (``lf.bounds.unimodal``),
+        ``yun`` (``lf.bounds.yun``), and lists ``t``, ``loss`` of the flows on
+        :math:`\tfrac12\|W - \mathrm{target}\cdot I\|_F^2`.
+    """
+    lf = _lf()
+    loss = lf.losses.Squared(lf.asarray(float(target) * np.eye(int(n))))
+    out = {k: [] for k in ("depth", "lambda_min", "theorem3", "yun", "t", "loss")}
+    t = np.linspace(0.0, t_end, 81)
+    for L in depths:
+        Ws = _depth_weights(L, eps, n, width, seed)
+        traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",), rtol=1e-7,
+                                atol=1e-12, loss_tol=1e-13, throw=False)
+        out["depth"].append(int(L))
+        out["lambda_min"].append(_f(lf.lambda_min(Ws)))
+        out["theorem3"].append(_f(lf.bounds.unimodal(Ws)))
+        out["yun"].append(_f(lf.bounds.yun(Ws)))
+        out["t"].append(_host(traj.t))
+        out["loss"].append(_host(traj.loss))
+    for k in ("depth", "lambda_min", "theorem3", "yun"):
+        out[k] = np.asarray(out[k])
+    return out
+
+
+def depth_compute(L=4, eps=0.4, *, n=2, t_end=3.0, seed=0):
+    r"""One depth: the flow of a unimodal network with :math:`D_l=\epsilon I` and its Theorem 3 bound."""
+    lf = _lf()
+    Ws = _depth_weights(L, eps, n, n, seed)
+    loss = lf.losses.Squared(lf.asarray(np.eye(int(n))))
+    t = np.linspace(0.0, t_end, 81)
+    traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",), rtol=1e-7,
+                            atol=1e-12, loss_tol=1e-13, throw=False)
+    a = _f(lf.bounds.unimodal(Ws))
+    return {"L": int(L), "eps": float(eps), "t": _host(traj.t), "loss": _host(traj.loss),
+            "bound": _host(lf.bounds.loss_curve(t, _f(traj.loss[0]), a, loss.gamma)), "alpha": a}
+
+
+def depth_draw(data, fig):
+    """Draw :func:`depth_compute` output."""
+    ax = _axes(fig)
+    plot_loss_and_bounds(ax, data["t"], data["loss"],
+                         {rf"Theorem 3: $\epsilon^{{L-1}}(L-1)!={data['alpha']:.3g}$": data["bound"]},
+                         title=rf"depth $L={data['L']}$, $D_l={data['eps']:.2g}\,I$")
+    ax.set_ylim(1e-14, 1e2)
+
+
+def depth_explorer(Ls=(2, 4, 6), epss=(0.3, 0.6)):
+    """Explorer: depth and per-layer imbalance -> loss against the Theorem 3 guarantee."""
+    from ._core import Explorer, Slider
+
+    return Explorer(depth_compute, depth_draw,
+                    [Slider("L", tuple(int(v) for v in Ls), label="depth L", default=int(Ls[1])),
+                     Slider("eps", tuple(float(v) for v in epss), label="imbalance ε",
+                            default=float(epss[0]), fmt="{:.2g}")],
+                    title="Depth: the super-exponential guarantee ε^(L-1) (L-1)!",
+                    caption="Gradient flow from unimodal weights with D_l = εI (l* = L).")
+
+
+# ------------------------------------------------------------------------ classification
+def classification_data(N=20, n=3, seed=0):
+    """Linearly separable data ``(X, y)``: labels of a random direction, points pushed off the boundary."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(n)
+    z /= np.linalg.norm(z)
+    X = rng.standard_normal((N, n))
+    y = np.sign(X @ z)
+    y[y == 0] = 1.0
+    X = X + 0.5 * y[:, None] * z[None, :]
+    return X, y
+
+
+def classification_compute(std=1.0, *, h=6, t_end=100.0, seed=0):
+    r"""Two-layer flow on the exponential loss: loss against Theorem 4 with :math:`\alpha=\underline\Delta`."""
+    lf = _lf()
+    X, y = classification_data(seed=seed)
+    loss = lf.losses.Exponential(lf.asarray(X), lf.asarray(y))
+    Ws = lf.init.gaussian((X.shape[1], int(h), 1), scheme="custom", std=float(std), seed=seed + 1)
+    t = np.concatenate([[0.0], np.geomspace(1e-2, t_end, 79)])
+    traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",), rtol=1e-7, atol=1e-12)
+    alpha = _f(lf.bounds.spread_gap(Ws)[2])
+    L0 = _f(traj.loss[0])
+    return {"std": float(std), "t": _host(traj.t), "loss": _host(traj.loss), "alpha": alpha,
+            "gamma": float(loss.gamma),
+            "bound": _host(lf.bounds.loss_curve(t, L0, alpha, loss.gamma, kind="inverse"))}
+
+
+def classification_draw(data, fig):
+    """Draw :func:`classification_compute` output (log-log axes: O(1/t) is a slope -1)."""
+    ax = _axes(fig)
+    plot_loss_and_bounds(ax, data["t"][1:], data["loss"][1:],
+                         {rf"Theorem 4, $\alpha=\underline{{\Delta}}={data['alpha']:.3g}$": data["bound"][1:]},
+                         title=rf"exponential loss, init std {data['std']:.2g}")
+    ax.set_xscale("log")
+
+
+def classification_explorer(stds=(0.5, 1.0, 2.0)):
+    """Explorer: init scale -> exponential-loss flow against the O(1/t) bound of Theorem 4."""
+    from ._core import Explorer, Slider
+
+    return Explorer(classification_compute, classification_draw,
+                    [Slider("std", tuple(float(v) for v in stds), label="init std",
+                            default=float(stds[1]), fmt="{:.2g}")],
+                    title="Classification: the O(1/t) rate of Theorem 4",
+                    caption="Larger weights give a larger imbalance gap and a faster guaranteed rate.")
+
+
+# ------------------------------------------------------------------------------- errata
+def lemma3_compute(n=3, m=1, *, h=6, samples=200, seed=0):
+    """Lemma 3, printed vs corrected, on random two-layer nets of shape ``(n, h, m)``."""
+    lf = _lf()
+    Ws = lf.init.gaussian((int(n), int(h), int(m)), scheme="custom", std=0.7,
+                          batch=(int(samples),), seed=seed)
+    exact = _host(lf.lambda_min(Ws))
+    corrected = _host(lf.bounds.lemma3(Ws))
+    printed = _host(lf.bounds.printed.lemma3(Ws))
+    tol = 1e-10 * np.maximum(1.0, np.abs(exact))
+    return {"n": int(n), "m": int(m), "exact": exact, "corrected": corrected, "printed": printed,
+            "violations_printed": int(np.sum(printed > exact + tol)),
+            "violations_corrected": int(np.sum(corrected > exact + tol))}
+
+
+def lemma3_draw(data, fig):
+    """Draw :func:`lemma3_compute` output."""
+    from ..plots import color, style
+
+    ax = _axes(fig)
+    with style():
+        ax.scatter(data["exact"], data["corrected"], s=8, color=color(0),
+                   label=f"corrected ({data['violations_corrected']} violations)")
+        ax.scatter(data["exact"], data["printed"], s=8, color=color(1), marker="x",
+                   label=f"printed ({data['violations_printed']} violations)")
+        hi = float(max(np.max(data["exact"]), np.max(data["printed"]), 1e-3))
+        ax.plot([0, hi], [0, hi], "k--", lw=1, label="bound = exact")
+        ax.set(xlabel=r"exact $\lambda_{\min}(\mathcal{T})$", ylabel="Lemma 3 lower bound",
+               title=f"n = {data['n']}, m = {data['m']}: points above the line are violations")
+        ax.legend(loc="best")
+
+
+def lemma3_explorer(ns=(1, 2, 3), ms=(1, 2, 3)):
+    """Explorer: (n, m) -> printed vs corrected Lemma 3 on random two-layer networks."""
+    from ._core import Explorer, Slider
+
+    return Explorer(lemma3_compute, lemma3_draw,
+                    [Slider("n", tuple(int(v) for v in ns), label="n", default=int(ns[2])),
+                     Slider("m", tuple(int(v) for v in ms), label="m", default=int(ms[0]))],
+                    title="Erratum E2: the pairing in Lemma 3",
+                    caption="The printed pairing fails only when n ≠ m.")
+
+
+# ---------------------------------------------------------------------- rate comparison
+def _try(fn, *args, **kw):
+    """``fn(*args)`` as a float, or None when its hypothesis does not hold (HypothesisError)."""
+    from ..bounds._common import HypothesisError
+
+    try:
+        return _f(fn(*args, **kw))
+    except HypothesisError:
+        return None
+
+
+def rate_comparison(cases, *, n_save=121):
+    r"""This paper's bound and prior work's, on the same trajectories.
+
+    Parameters
+    ----------
+    cases : list of dict
+        Each with ``name``, ``Ws`` (initial weights), ``loss`` (a linflow loss) and ``t_end``.
+
+    Returns
+    -------
+    list of dict
+        Per case: ``name``, ``min_lambda`` (:math:`\min_t\lambda_{\min}(\mathcal T(t))` along
+        the flow), ``measured`` (asymptotic loss rate divided by :math:`\gamma`), ``ours``
+        (Theorem 1, Corollary 1 or Corollary 2, whichever applies), ``arora``
+        (``lf.bounds.arora`` at the initial weights), ``yun``, ``min2021``, ``tarmoun``;
+        None where a result's hypothesis fails.
+    """
+    lf = _lf()
+    rows = []
+    for case in cases:
+        Ws, loss, t_end = case["Ws"], case["loss"], float(case["t_end"])
+        t = np.linspace(0.0, t_end, n_save)
+        traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",),
+                                diagnostics=("lambda_min",), rtol=1e-10, atol=1e-14)
+        L = len(Ws)
+        if L == 2:
+            ours = _try(lf.bounds.two_layer, Ws, loss)
+        elif L == 3 and lf.bounds.unimodal_index(Ws) is None:
+            ours = _try(lf.bounds.delta_star, Ws)
+        else:
+            ours = _try(lf.bounds.corollary2, Ws, loss)
+        Y = getattr(loss, "minimizer", None)
+        rows.append({
+            "name": case["name"],
+            "min_lambda": float(np.nanmin(_host(traj.diagnostics["lambda_min"]))),
+            "measured": asymptotic_rate(traj.t, _host(traj.loss) - float(loss.f_star)) / loss.gamma,
+            "ours": ours,
+            "arora": _try(lf.bounds.arora, Ws),
+            "yun": _try(lf.bounds.yun, Ws),
+            "min2021": _try(lf.bounds.min2021, Ws) if L == 2 else None,
+            "tarmoun": _try(lf.bounds.tarmoun, Ws, Y) if (L == 2 and Y is not None) else None,
+        })
+    return rows
+
+
+# ------------------------------------------------------------------------------ Figure 1
+#: What Figure 1 of the paper shows, read off the figure (theory.md §6): box medians (and
+#: quartiles) of the left panel, legend values of the middle and right panels, the measured
+#: slopes of the solid right-panel curves, and the Delta implied by its dashed lines.
+PAPER_FIGURE1 = {
+    "left_median": {"ntk": 24.0, "fan_in": 15.5, "fan_out": 100.0},
+    "left_box": {"ntk": (18.0, 27.0), "fan_in": (14.5, 16.5), "fan_out": (88.0, 117.0)},
+    "middle_legend": (317.95, 650.70, 973.00),
+    "right_legend": (121.97, 196.23, 252.45),
+    "right_solid_rate": (109.0, 177.0, 280.0),
+    "right_dashed_implied": (15.0, 36.0, 52.0),
+    "eta": 5e-6,
+}
+
+_SCHEME_NAMES = {"ntk": "NTK (scaled)", "fan_in": "Fan_in", "fan_out": "Fan_out"}
+
+
+def fitted_rate(t, loss, frac=0.5, floor=1e-24):
+    r"""Rate :math:`-\tfrac{d}{dt}\log\mathcal L` fitted on the last ``frac`` of the samples above ``floor``."""
+    t = _host(t).ravel()
+    y = _host(loss).ravel()
+    idx = np.flatnonzero(np.isfinite(y) & (y > floor))
+    if idx.size < 3:
+        return float("nan")
+    idx = idx[int((1 - frac) * idx.size):]
+    return float(-np.polyfit(t[idx], np.log(y[idx]), 1)[0])
+
+
+def figure1_panels(left, middle, right):
+    """The three panels of Figure 1 side by side, from :func:`linflow.figure1.left` and ``gd``.
+
+    The GD panels are drawn against the flow time :math:`t = k\\eta` expressed in iterations of
+    the paper's step :math:`\\eta = 5\\times10^{-6}`, so runs with a larger step line up with
+    the paper's axis.
+    """
+    from ..plots import color, figure, style
+
+    fig, axes = figure(3, size=(14.5, 4.0))
+    with style():
+        ax = axes[0]
+        keys = [k for k in ("ntk", "fan_in", "fan_out") if k in left]
+        ax.boxplot([_host(left[k]) for k in keys], tick_labels=[_SCHEME_NAMES[k] for k in keys])
+        for i, k in enumerate(keys):
+            ax.plot(i + 1, PAPER_FIGURE1["left_median"][k], "D", color=color(1),
+                    label="paper's median" if i == 0 else None)
+        ax.set(ylabel=r"rate bound $\Delta^*$", title=f"left: $\\Delta^*$, {len(_host(left[keys[0]]))} draws each")
+        ax.legend(loc="upper left")
+        for ax, data, name in ((axes[1], middle, "middle: $n=m=1$"), (axes[2], right, "right: $n=5$, $m=1$")):
+            for i, run in enumerate(data["runs"]):
+                k_paper = run["k"] * data["eta"] / PAPER_FIGURE1["eta"]
+                h1, h2 = run["widths"]
+                ax.plot(k_paper, np.maximum(run["loss"], 1e-300), color=color(i),
+                        label=f"$(h_1,h_2)=({h1},{h2})$")
+                ax.plot(k_paper, np.maximum(run["bound"], 1e-300), "--", color=color(i),
+                        label=rf"bound, $\Delta^*={run['delta_star']:.1f}$")
+            ax.set_yscale("log")
+            ax.set(xlabel=r"iteration $k$ (at $\eta=5\times10^{-6}$)", ylabel="squared $\\ell_2$ loss",
+                   title=name)
+            ax.legend(loc="lower left", fontsize=7)
+    return fig
+
+
+def figure1_draws(panel, widths=None, n_samples=8, seed=100):
+    """Median Delta* over ``n_samples`` Fan_out draws for each width pair of a GD panel.
+
+    Uses :func:`linflow.figure1.left` with the panel's dimensions; the legend values of the
+    paper come from single draws, so this says how typical they are.
+    """
+    from .. import figure1
+
+    n = 1 if panel == "middle" else 5
+    out = []
+    for h1, h2 in (widths or figure1.WIDTHS):
+        d = figure1.left(n_samples=n_samples, seed=seed, dims=(n, h1, h2, 1), schemes=("fan_out",))
+        out.append(float(np.median(d["fan_out"])))
+    return out
+
+
+def figure1_rows(left, middle, right, medians=None):
+    """Numbers of our Figure 1 next to the paper's: a list of table rows (see :func:`figure1_table`).
+
+    ``medians``: optional dict panel -> list of median Delta* per width (:func:`figure1_draws`).
+    """
+    P = PAPER_FIGURE1
+    medians = medians or {}
+    rows = []
+    for k in ("ntk", "fan_in", "fan_out"):
+        if k in left:
+            v = _host(left[k])
+            q1, q3 = np.percentile(v, [25, 75])
+            rows.append([f"left, {_SCHEME_NAMES[k]}", "median Δ* (box)",
+                         f"{P['left_median'][k]:.4g} ({P['left_box'][k][0]:.4g}–{P['left_box'][k][1]:.4g})",
+                         f"{np.median(v):.4g} ({q1:.4g}–{q3:.4g})",
+                         f"{int(np.sum(v > 0))}/{v.size} positive"])
+    for name, data, legend in (("middle", middle, P["middle_legend"]), ("right", right, P["right_legend"])):
+        for i, run in enumerate(data["runs"]):
+            measured = fitted_rate(run["k"] * data["eta"], run["loss"]) / data["gamma"]
+            extra = f"measured rate/γ: {measured:.4g}"
+            if name == "right":
+                extra += (f" (paper: solid {P['right_solid_rate'][i]:.4g}, "
+                          f"dashed {P['right_dashed_implied'][i]:.4g})")
+            ours = f"{run['delta_star']:.5g}"
+            if name in medians:
+                ours += f" (median of draws: {medians[name][i]:.4g})"
+            rows.append([f"{name}, {run['widths']}", "legend Δ*", f"{legend[i]:.5g}", ours, extra])
+    return rows
+
+
+def figure1_table(left, middle, right, medians=None):
+    """Markdown table: the paper's Figure 1 values against ours."""
+    return markdown_table(["panel", "quantity", "paper", "this build", "note"],
+                          figure1_rows(left, middle, right, medians))
+
+
+def figure1_summary(left, middle, right):
+    """One-line text summary of the left panel (positivity of Delta*)."""
+    parts = []
+    for k in ("ntk", "fan_in", "fan_out"):
+        if k in left:
+            v = _host(left[k])
+            parts.append(f"{_SCHEME_NAMES[k]}: {int(np.sum(v > 0))}/{v.size} draws with Delta* > 0, "
+                         f"median {np.median(v):.4g}")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- case studies
+def first_time_below(t, curve, level):
+    """First time at which ``curve`` is at or below ``level`` (``nan`` if never)."""
+    t = _host(t).ravel()
+    y = _host(curve).ravel()
+    hit = np.flatnonzero(np.isfinite(y) & (y <= level))
+    return float(t[hit[0]]) if hit.size else float("nan")
+
+
+def scalar_depth_times(depths, *, w0=0.8, delta=0.0, y=1.0, level=1e-6, t_end=400.0):
+    r"""Deep scalar networks: time for the loss to reach ``level``, and what (19) guarantees.
+
+    Start: :math:`w_l(0)^2 = w_0^2 + (L - l)\,\delta` (balanced for ``delta = 0``; unimodal
+    with :math:`\tilde d_{(i)} = (L-i)\delta` otherwise), loss :math:`\tfrac12(y - \prod_lw_l)^2`.
+
+    Returns
+    -------
+    dict
+        ``depth``, ``time`` (flow, from ``lf.gradient_flow``), ``bound_time`` (when the
+        Corollary 2 curve of ``lf.bounds.corollary2`` reaches ``level``), ``alpha``.
+    """
+    lf = _lf()
+    out = {k: [] for k in ("depth", "time", "bound_time", "alpha")}
+    loss = lf.losses.Squared(lf.asarray(np.full((1, 1), float(y))))
+    for L in depths:
+        ws = np.sqrt(w0 ** 2 + delta * np.arange(L - 1, -1, -1, dtype=float))
+        Ws = lf.init.scalar(ws)
+        t = np.linspace(0.0, t_end, 4001)
+        traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",), rtol=1e-8,
+                                atol=1e-12, loss_tol=level, throw=False)
+        alpha = _f(lf.bounds.corollary2(Ws, loss))
+        tb = np.geomspace(1e-3, 1e12, 6001)
+        bound = lf.bounds.loss_curve(tb, _f(traj.loss[0]), alpha, loss.gamma)
+        out["depth"].append(int(L))
+        out["time"].append(float(_host(traj.t_final)) if bool(np.all(traj.ok)) else float("nan"))
+        out["bound_time"].append(first_time_below(tb, bound, level))
+        out["alpha"].append(alpha)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def laziness(widths, *, n=2, m=1, seed=0, t_end=3.0):
+    r"""NTK-style three-layer networks: how much :math:`\lambda_{\min}(\mathcal T)` moves along the flow.
+
+    Weights :math:`\mathcal N(0,1)` (``lf.init.gaussian(..., "ntk")``), loss
+    :math:`\tfrac12\|Y - cW\|_F^2` with :math:`c = 1/\sqrt{mh_1h_2}` (``lf.losses.Regression``
+    with :math:`X = cI`), target ``Y`` of ones.
+
+    Returns
+    -------
+    list of dict
+        Per width: ``h``, ``rel_change`` (:math:`\max_t|\lambda(t)-\lambda(0)|/\lambda(0)`),
+        ``ratio`` (:math:`\Delta^*/\lambda_{\min}(0)`), ``rate`` (measured loss rate),
+        ``bound_rate`` (:math:`\gamma\Delta^*`, with :math:`\gamma = 2c^2` from the loss).
+    """
+    lf = _lf()
+    rows = []
+    for h in widths:
+        c = 1.0 / math.sqrt(m * h * h)
+        loss = lf.losses.Regression(lf.asarray(c * np.eye(n)), lf.asarray(np.ones((n, m))))
+        Ws = lf.init.gaussian((n, int(h), int(h), m), scheme="ntk", seed=seed)
+        t = np.linspace(0.0, t_end, 61)
+        traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",),
+                                diagnostics=("lambda_min",), rtol=1e-8, atol=1e-12)
+        lam = _host(traj.diagnostics["lambda_min"])
+        ds = _f(lf.bounds.delta_star(Ws))
+        rows.append({"h": int(h), "rel_change": float(np.max(np.abs(lam - lam[0])) / lam[0]),
+                     "ratio": ds / float(lam[0]),
+                     "rate": asymptotic_rate(traj.t, _host(traj.loss) - float(loss.f_star), lo=1e-14, hi=1e-4),
+                     "bound_rate": float(loss.gamma) * ds})
+    return rows
+
+
+# ------------------------------------------------------------------------- open problems
+def relu_balance_probe(*, n=3, h=8, N=30, eta=1e-3, steps=3000, seed=0):
+    r"""A one-hidden-layer **ReLU** network trained by small-step GD: which imbalance survives?
+
+    Model :math:`\hat Y = \mathrm{relu}(XW_1)W_2`, loss :math:`\tfrac12\|\hat Y - Y\|_F^2`.  For
+    homogeneous activations the *diagonal* of :math:`W_1^\top W_1 - W_2W_2^\top` (one number per
+    neuron) is conserved by gradient flow (Du et al. 2018), but not the whole matrix, which is
+    what the linear theory uses.  (Plain NumPy: linflow's engine is linear.)
+
+    Returns
+    -------
+    dict
+        ``k`` (steps), ``diag_drift`` and ``offdiag_drift`` (max-abs change of the diagonal and
+        off-diagonal part of the imbalance) and ``loss``.
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, n))
+    Y = np.maximum(X @ rng.standard_normal((n, 2)), 0.0) @ rng.standard_normal((2, 1))
+    W1 = rng.standard_normal((n, h)) / math.sqrt(n)
+    W2 = rng.standard_normal((h, 1)) / math.sqrt(h)
+
+    def imb(A, B):
+        return A.T @ A - B @ B.T
+
+    D0 = imb(W1, W2)
+    off = ~np.eye(h, dtype=bool)
+    ks, dd, od, ls = [], [], [], []
+    for k in range(steps + 1):
+        Z = X @ W1
+        H = np.maximum(Z, 0.0)
+        R = H @ W2 - Y
+        if k % max(1, steps // 100) == 0:
+            D = imb(W1, W2) - D0
+            ks.append(k)
+            dd.append(float(np.max(np.abs(np.diag(D)))))
+            od.append(float(np.max(np.abs(D[off]))))
+            ls.append(0.5 * float(np.sum(R * R)))
+        g2 = H.T @ R
+        g1 = X.T @ ((R @ W2.T) * (Z > 0))
+        W1 = W1 - eta * g1
+        W2 = W2 - eta * g2
+    return {"k": np.asarray(ks), "diag_drift": np.asarray(dd), "offdiag_drift": np.asarray(od),
+            "loss": np.asarray(ls)}
+
+
+def teleport(Ws, s):
+    r"""Move two-layer weights along the rescaling symmetry: :math:`(W_1 s, W_2/s)`.
+
+    The product, hence the loss, is unchanged; the imbalance :math:`D = s^2W_1^\top W_1 -
+    s^{-2}W_2W_2^\top` and :math:`\lambda_{\min}(\mathcal T)` change (Zhao et al. 2022,
+    "symmetry teleportation").
+    """
+    W1, W2 = Ws
+    return (W1 * float(s), W2 / float(s))

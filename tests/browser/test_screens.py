@@ -1,0 +1,86 @@
+"""Screenshots of every page at desktop and phone width and in dark mode; the layouts are usable.
+
+Screenshots: _build/screenshots/<page>-desktop.png, <page>-phone.png, <page>-dark.png
+(LINFLOW_SCREENSHOTS overrides the folder). Pages taller than 12000 px (LINFLOW_SCREENSHOT_MAX)
+are cut there; the dark one shows the first 2400 px. They are taken during the page's single load
+(see pagechecks.record_screens); these tests check what was recorded.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pagechecks import LIGHT_MIN_CONTRAST, MIN_CONTRAST, PHONE
+from sitehelpers import page_params, require_site, toc_pages
+
+pytestmark = pytest.mark.browser
+
+PAGES = page_params(toc_pages())
+
+
+def _stage(rec: dict, name: str, page: str) -> dict:
+    res = rec[name]
+    if "error" in res:
+        pytest.fail(f"{page}: the {name} stage failed: {res['error']}\n{res.get('trace', '')}")
+    return res
+
+
+def _shot_ok(path: str) -> list[str]:
+    f = Path(path)
+    return [] if f.is_file() and f.stat().st_size > 2000 else [f"screenshot {f} missing or empty"]
+
+
+def _low(contrast: dict, label: str, limit: int = 8) -> list[str]:
+    out = [f"{label}low contrast {b['q']} on <{b['tag']} class='{b['cls']}'> '{b['text']}': {b['fg']} on {b['bg']}"
+           for b in contrast["bad"][:limit]]
+    if len(contrast["bad"]) > limit:
+        out.append(f"... and {len(contrast['bad']) - limit} more low-contrast elements")
+    return out
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_desktop(page, visited):
+    """Desktop screenshot (1280x800); in light mode no text falls below contrast 3."""
+    require_site()
+    res = _stage(visited(page), "desktop", page)
+    problems = _shot_ok(res["shot"]) + _low(res["contrast"], f"light mode (< {LIGHT_MIN_CONTRAST}): ")
+    assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_dark_mode(page, visited):
+    """The theme switch selects dark mode and remembers it; the background is dark and every visible
+    text keeps a contrast ratio >= 4.5 with what is behind it."""
+    require_site()
+    res = _stage(visited(page), "dark", page)
+    c = res["contrast"]
+    problems = _shot_ok(res["shot"])
+    if res["how"] != "button":
+        problems.append("the theme switch button did not select dark mode (set by script instead)")
+    if res["stored"] != "dark":
+        problems.append(f"dark mode is not remembered (localStorage 'theme' is {res['stored']!r})")
+    if c["theme"] != "dark":
+        problems.append(f"data-theme is '{c['theme']}', not 'dark'")
+    if c["bgLum"] > 0.2:
+        problems.append(f"the background is not dark in dark mode (relative luminance {c['bgLum']:.2f})")
+    if c["bodyRatio"] < MIN_CONTRAST:
+        problems.append(f"body text contrast {c['bodyRatio']:.2f} < {MIN_CONTRAST}")
+    problems += _low(c, "")
+    problems += [f"JS error on switching the theme: {e}" for e in res["errors"]]
+    assert not problems, f"{page} (dark mode, {c['checked']} text elements checked):\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_phone(page, visited):
+    """Phone screenshot (390x844); the page does not scroll sideways on a phone."""
+    require_site()
+    res = _stage(visited(page), "phone", page)
+    o = res["overflow"]
+    problems = _shot_ok(res["shot"])
+    if o["sw"] > o["W"] + 1:
+        problems.append(f"on a phone ({PHONE[0]} px wide) the page is {o['sw']} px wide and scrolls sideways; "
+                        "too wide: " + "; ".join(o["culprits"] or ["(not found)"]))
+    if not res["article"]:
+        problems.append("on a phone the article is not visible")
+    assert not problems, f"{page}:\n  " + "\n  ".join(problems)

@@ -1,0 +1,250 @@
+"""The otter-grader assignments (assignments/, tools/assign.py) and the offline grader
+(tools/grade.py), for real: otter assign builds every assignment, and the grading command
+runs actual notebooks with every public and hidden test (no Docker, no mocks).
+
+* the student versions hold no solution and no hidden test;
+* the reference solutions score full marks;
+* a wrong submission loses exactly the points of the questions it gets wrong (also when
+  the public tests pass and only a hidden one fails);
+* a submission that raises is graded, reported with its exception, and the table is
+  written; one that kills its kernel is reported too;
+* an empty file, a notebook without cells, an unanswered notebook and a missing notebook are
+  all reported, with 0 points.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("otter", reason="otter-grader is in the test extras: pip install -e '.[test]'")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import assign  # noqa: E402
+
+NAMES = ["deep_unimodal", "gd_vs_flow", "three_layers", "two_layer_rates"]
+POINTS = {"two_layer_rates": {"q1": 2, "q2": 3, "q3": 2, "q4": 3},
+          "three_layers": {"q1": 2, "q2": 3, "q3": 3, "q4": 2},
+          "deep_unimodal": {"q1": 2, "q2": 3, "q3": 2, "q4": 3},
+          "gd_vs_flow": {"q1": 3, "q2": 2, "q3": 3, "q4": 2}}
+
+
+def _shared(tmp_path_factory, name, build):
+    """Run BUILD(folder) once per test session, also under pytest-xdist (-n 2): the workers
+    share the session's base temp folder and take turns through a lock, so the expensive
+    step runs once and the others reuse its JSON result."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder, done = base / name, base / f"{name}.json"
+    try:
+        import fcntl
+    except ImportError:          # no flock (Windows): each worker builds its own
+        fcntl = None
+        folder, done = tmp_path_factory.mktemp(name), None
+    with open(base / f"{name}.lock", "w") as fh:
+        if fcntl:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            if done is not None and done.exists():
+                return json.loads(done.read_text())
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            result = json.loads(json.dumps(build(folder)))
+            if done is not None:
+                done.write_text(json.dumps(result))
+            return result
+        finally:
+            if fcntl:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    def build(out):
+        return {name: str(d) for name, d in assign.build_all(out=out).items()}
+
+    dirs = {k: Path(v) for k, v in _shared(tmp_path_factory, "assignments", build).items()}
+    assert sorted(dirs) == NAMES
+    return next(iter(dirs.values())).parent, dirs
+
+
+def _key(dirs, name) -> dict:
+    return json.loads((dirs[name] / "autograder" / f"{name}.ipynb").read_text())
+
+
+def _edit(nb: dict, startswith: str, fn) -> dict:
+    for c in nb["cells"]:
+        src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        if c["cell_type"] == "code" and startswith in src:
+            c["source"] = fn(src)
+            return nb
+    raise AssertionError(f"no code cell containing {startswith!r}")
+
+
+def _write(path: Path, nb) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(nb if isinstance(nb, str) else json.dumps(nb))
+
+
+@pytest.fixture(scope="module")
+def graded(built, tmp_path_factory):
+    return _shared(tmp_path_factory, "grading", lambda folder: _grade_all(built, folder))
+
+
+def _grade_all(built, folder):
+    out, dirs = built
+    subs = folder / "submissions"
+    # ref: the keys, under other file names (the assignment is read from the metadata)
+    for name in NAMES:
+        _write(subs / "ref" / f"hw-{name}-final.ipynb", _key(dirs, name))
+    # wrong: in deep_unimodal, the q3 bound off by a factor 1/2 and the q4 closed form wrong
+    # for eps != 1; their public tests still pass, hidden ones fail
+    nb = _edit(_key(dirs, "deep_unimodal"), "bound = float(np.prod(d_tilde))",
+               lambda s: s.replace("bound = float(np.prod(d_tilde))", "bound = 0.5 * float(np.prod(d_tilde))", 1))
+    nb = _edit(nb, "def depth_bound", lambda s: s.replace("eps ** (L - 1)", "eps ** L", 1))
+    _write(subs / "wrong" / "deep_unimodal.ipynb", nb)
+    # raises: an exception in the answer to q3 of three_layers (q4 uses its results)
+    nb = _edit(_key(dirs, "three_layers"), "Dbar =", lambda s: 'raise ValueError("boom in q3")\n' + s)
+    _write(subs / "raises" / "three_layers.ipynb", nb)
+    # crash: the kernel dies in q2 of two_layer_rates
+    nb = _edit(_key(dirs, "two_layer_rates"), "def pos", lambda s: "import os\nos._exit(3)\n" + s)
+    _write(subs / "crash" / "two_layer_rates.ipynb", nb)
+    # empty: a 0-byte file, a notebook without cells, the unanswered student notebook, junk
+    _write(subs / "empty" / "two_layer_rates.ipynb", "")
+    nocells = _key(dirs, "three_layers")
+    nocells["cells"] = []
+    _write(subs / "empty" / "three_layers.ipynb", nocells)
+    _write(subs / "empty" / "deep_unimodal.ipynb", (dirs["deep_unimodal"] / "student" / "deep_unimodal.ipynb").read_text())
+    _write(subs / "empty" / "gd_vs_flow.ipynb", "{ this is not json")
+    roster = folder / "roster.txt"
+    roster.write_text("ghost\nref\n")
+    csv_path = folder / "scores.csv"
+    cmd = [sys.executable, str(ROOT / "tools" / "grade.py"), str(subs), "--out", str(csv_path),
+           "--roster", str(roster), "--autograders", str(out), "--jobs", "2", "--timeout", "300"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    with csv_path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    # a submission that never ends: the grader stops it at the timeout and goes on
+    loop = folder / "loop"
+    _write(loop / "looper" / "three_layers.ipynb",
+           _edit(_key(dirs, "three_layers"), "D21 =", lambda s: "while True:\n    pass\n" + s))
+    cmd = [sys.executable, str(ROOT / "tools" / "grade.py"), str(loop), "--out", str(folder / "loop.csv"),
+           "--assignments", "three_layers", "--autograders", str(out), "--timeout", "10"]
+    r2 = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r2.returncode == 0, r2.stdout[-3000:] + r2.stderr[-3000:]
+    with (folder / "loop.csv").open() as fh:
+        rows += list(csv.DictReader(fh))
+    return rows, r.stdout
+
+
+def _table(graded):
+    rows, stdout = graded
+    return {(row["student"], row["assignment"]): row for row in rows}, rows, stdout
+
+
+def _scores(row):
+    return {q: float(row[q]) for q in ("q1", "q2", "q3", "q4")}
+
+
+def test_student_versions_hold_no_solution_or_hidden_test(built):
+    _, dirs = built
+    for name in NAMES:
+        master = (assign.MASTERS / f"{name}.md").read_text()
+        secret = []
+        # lines marked "# SOLUTION", and every line of "# BEGIN SOLUTION" ... "# END SOLUTION" blocks
+        secret += [ln.split("# SOLUTION")[0].strip() for ln in master.splitlines() if ln.rstrip().endswith("# SOLUTION")]
+        for block in re.findall(r"# BEGIN SOLUTION(?: NO PROMPT)?\n(?!```)(.*?)# END SOLUTION", master, flags=re.S):
+            secret += [ln.strip() for ln in block.splitlines() if len(ln.strip()) > 12 and not ln.startswith("`")]
+        hidden = re.findall(r'hidden: true\n""" # END TEST CONFIG\ndef (test_\w+)', master)
+        public = re.findall(r'```\{code-cell\} ipython3\ndef (test_\w+)', master)
+        assert len(hidden) == 4 and len(public) == 4, name
+        student_nb = (dirs[name] / "student" / f"{name}.ipynb").read_text()
+        text = json.dumps(json.loads(student_nb))  # sources and metadata (where otter keeps the public tests)
+        for s in secret:
+            assert s and json.dumps(s)[1:-1] not in text, (name, s)
+        for t in hidden:
+            assert t not in text, (name, t)
+        for t in public:
+            assert t in text, (name, t)
+        # ... while the autograder zip has them all
+        import zipfile
+        z = zipfile.ZipFile(assign.autograder_zip(dirs[name]))
+        tests = "".join(z.read(n).decode() for n in z.namelist() if n.startswith("tests/"))
+        for t in hidden + public:
+            assert t in tests
+
+
+def test_reference_solutions_score_full_marks(graded):
+    table, _, _ = _table(graded)
+    for name in NAMES:
+        row = table[("ref", name)]
+        assert row["status"] == "graded", (row["status"], row["errors"])
+        assert float(row["score"]) == float(row["possible"]) == sum(POINTS[name].values())
+        assert _scores(row) == {q: float(p) for q, p in POINTS[name].items()}
+        assert row["errors"] == ""
+
+
+def test_wrong_answers_lose_exactly_their_points(graded):
+    table, _, _ = _table(graded)
+    row = table[("wrong", "deep_unimodal")]
+    assert row["status"] == "graded", (row["status"], row["errors"])
+    want = dict(POINTS["deep_unimodal"], q3=0, q4=0)
+    assert _scores(row) == {q: float(p) for q, p in want.items()}
+    assert float(row["score"]) == 10 - 2 - 3
+
+
+def test_raising_submission_is_graded_and_reported(graded):
+    table, _, _ = _table(graded)
+    row = table[("raises", "three_layers")]
+    assert row["status"] == "graded-with-errors"
+    assert "ValueError: boom in q3" in row["errors"]
+    # q1 and q2 keep their points; q3 raised and q4 needs q3's results
+    assert _scores(row) == {"q1": 2.0, "q2": 3.0, "q3": 0.0, "q4": 0.0}
+
+
+def test_dead_kernel_does_not_stop_the_grader(graded):
+    table, rows, _ = _table(graded)
+    row = table[("crash", "two_layer_rates")]
+    assert row["status"] in ("failed", "graded-with-errors")
+    assert float(row["score"]) < 10 and row["errors"]
+    # and the submissions graded after it are in the table
+    assert table[("ref", "two_layer_rates")]["status"] == "graded"
+
+
+def test_endless_submission_times_out(graded):
+    table, _, _ = _table(graded)
+    row = table[("looper", "three_layers")]
+    assert row["status"] == "failed" and "timeout" in row["errors"]
+    assert float(row["score"]) == 0
+
+
+def test_empty_and_missing_are_reported(graded):
+    table, rows, stdout = _table(graded)
+    assert table[("empty", "two_layer_rates")]["status"] == "empty"            # 0 bytes
+    assert table[("empty", "three_layers")]["status"] == "empty"               # no cells
+    assert table[("empty", "deep_unimodal")]["status"] == "empty"              # unanswered
+    assert table[("empty", "gd_vs_flow")]["status"] == "failed"                # not a notebook
+    assert "not a notebook" in table[("empty", "gd_vs_flow")]["errors"]
+    for name in NAMES:                                   # a roster name with no folder
+        assert table[("ghost", name)]["status"] == "missing"
+    assert table[("wrong", "three_layers")]["status"] == "missing"
+    assert table[("wrong", "two_layer_rates")]["status"] == "missing"
+    for key, row in table.items():
+        if row["status"] in ("empty", "missing", "failed"):
+            assert float(row["score"]) == 0 and float(row["possible"]) == 10, key
+    # one row per (student, assignment)
+    students = {"ref", "wrong", "raises", "crash", "empty", "ghost"}
+    main = [r for r in rows if r["student"] != "looper"]
+    assert {r["student"] for r in main} == students and len(main) == len(students) * len(NAMES)
+    assert "missing" in stdout

@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""Grade a folder of submitted notebooks into a CSV score table, offline (no Docker).
+
+    python3 tools/grade.py SUBMISSIONS_DIR --out scores.csv [--roster roster.txt]
+                           [--assignments NAME ...] [--jobs 2] [--timeout 600]
+
+Layout of SUBMISSIONS_DIR: one folder per student, holding that student's notebooks,
+
+    SUBMISSIONS_DIR/ada/two_layer_rates.ipynb
+    SUBMISSIONS_DIR/ada/three_layers.ipynb
+    SUBMISSIONS_DIR/bob/two_layer_rates.ipynb     ...
+
+A notebook is matched to its assignment by the name otter wrote into its metadata, else by
+its file name. (Notebooks directly in SUBMISSIONS_DIR count as one student each, named after
+the file.) Students are the folders plus, with ``--roster``, every name in the roster file
+(one a line), so a student who submitted nothing is listed too.
+
+Each submission is graded by otter's non-containerized grader (``otter.api.grade_submission``,
+the same code ``otter run`` uses), with every test, public and hidden, from the assignment's
+autograder zip (tools/assign.py builds them into _build/assignments when missing or older
+than the master). Each runs in its own subprocess with a timeout, so a submission that
+raises, loops or kills its kernel cannot stop the others.
+
+One row per (student, assignment): ``status`` is one of
+
+    graded                all cells ran
+    graded-with-errors    some cells raised (listed in ``errors``); the questions they broke
+                          score 0, the others are graded normally
+    empty                 the file is empty, has no cells, or no answer cell was changed
+    missing               no notebook for this assignment
+    failed                the grader itself could not run it (unreadable file, wrong
+                          assignment, timeout...); ``errors`` says why
+
+with ``score``, ``possible``, ``percent`` and one column per question.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import assign  # noqa: E402
+
+MARK = "@@GRADE-RESULT@@"
+STUB_RE = re.compile(r"^\s*([A-Za-z_][\w, ]*=\s*)?\.\.\.\s*(#.*)?$")
+
+
+# --------------------------------------------------------------------------- worker
+def _worker(submission: str, autograder: str, name: str) -> None:
+    """Grade one submission (runs in a subprocess); prints MARK + JSON."""
+    import contextlib
+    import io
+    import shutil
+    import tempfile
+
+    import otter.api
+
+    # under the distributed file name: the notebook's own `otter.Notebook("NAME.ipynb")`
+    # cell needs it, whatever the student called the file
+    tmp = tempfile.mkdtemp(prefix="grade-")
+    canonical = os.path.join(tmp, f"{name}.ipynb")
+    shutil.copy(submission, canonical)
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            res = otter.api.grade_submission(canonical, autograder, quiet=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = {"questions": {}, "errors": [], "catastrophic": None}
+    err = res.catastrophic_error
+    if err is not None:
+        out["catastrophic"] = f"{type(err).__name__}: {err}"
+    for name, tf in res.results.items():
+        out["questions"][name] = {"score": float(tf.score), "possible": float(tf.possible)}
+    nb = getattr(res, "notebook", None)
+    for i, cell in enumerate(nb.cells if nb is not None else []):
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                out["errors"].append(f"cell {i}: {o.get('ename')}: {str(o.get('evalue'))[:200]}")
+    out["total"] = float(res.total)
+    out["possible"] = float(res.possible)
+    print(MARK + json.dumps(out))
+
+
+# --------------------------------------------------------------------------- helpers
+def answer_sources(nb) -> list[str]:
+    return ["".join(c.get("source", "")) if isinstance(c.get("source"), list) else c.get("source", "")
+            for c in nb.get("cells", [])
+            if c.get("cell_type") == "code" and "otter_answer_cell" in c.get("metadata", {}).get("tags", [])]
+
+
+def is_unanswered(nb: dict, template: dict | None) -> bool:
+    """No cells, only blank code, or every answer cell still as distributed."""
+    cells = nb.get("cells", [])
+    code = ["".join(c.get("source", "")) for c in cells if c.get("cell_type") == "code"]
+    if not cells or not any(s.strip() for s in code):
+        return True
+    answers = answer_sources(nb)
+    if not answers:
+        return False
+    stubs = set(answer_sources(template)) if template else set()
+    for src in answers:
+        if src in stubs:
+            continue
+        lines = [ln for ln in src.splitlines() if ln.strip()]
+        if lines and all(STUB_RE.match(ln) for ln in lines):
+            continue
+        return False
+    return True
+
+
+def read_notebook(path: Path):
+    """(notebook dict or None, problem or None)."""
+    if path.stat().st_size == 0:
+        return None, "empty file"
+    try:
+        nb = json.loads(path.read_text(errors="replace"))
+    except json.JSONDecodeError as e:
+        return None, f"not a notebook (invalid JSON: {e.msg} at line {e.lineno})"
+    if not isinstance(nb, dict) or "cells" not in nb:
+        return None, "not a notebook (no cells)"
+    return nb, None
+
+
+def assignment_of(path: Path, nb: dict | None, known: set[str]) -> str | None:
+    if nb is not None:
+        name = nb.get("metadata", {}).get("otter", {}).get("assignment_name")
+        if name in known:
+            return name
+    stem = path.stem
+    for name in known:
+        if stem == name or stem.startswith(name) or stem.endswith(name):
+            return name
+    return None
+
+
+def ensure_autograders(names, out: Path, rebuild: bool = False) -> dict[str, Path]:
+    """Autograder zip per assignment, building it when missing or older than its master."""
+    masters = assign.masters()
+    zips = {}
+    for name in names:
+        dest = out / name
+        try:
+            z = assign.autograder_zip(dest)
+            stale = rebuild or (name in masters and masters[name].stat().st_mtime > z.stat().st_mtime)
+        except FileNotFoundError:
+            z, stale = None, True
+        if stale:
+            if name not in masters:
+                raise SystemExit(f"no master for assignment {name!r} in {assign.MASTERS}")
+            assign.build_one(masters[name], out)
+            z = assign.autograder_zip(dest)
+        zips[name] = z
+    return zips
+
+
+def grade_one(sub: Path, autograder: Path, name: str, timeout: float) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(sub), str(autograder), name]
+    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1", MPLBACKEND="Agg")
+    # own process group, so that a timeout also ends the kernel the worker started
+    posix = os.name == "posix"
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         start_new_session=posix)
+    try:
+        stdout, stderr = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if posix:
+            import signal
+
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:
+            p.kill()
+        p.communicate()
+        return {"status": "failed", "errors": [f"timeout after {timeout:.0f} s"]}
+    r = subprocess.CompletedProcess(cmd, p.returncode, stdout, stderr)
+    for line in reversed(r.stdout.splitlines()):
+        if line.startswith(MARK):
+            res = json.loads(line[len(MARK):])
+            break
+    else:
+        tail = (r.stderr or r.stdout).strip().splitlines()
+        why = tail[-1] if tail else f"exit {r.returncode}"
+        return {"status": "failed", "errors": [why[:300]]}
+    if res["catastrophic"] and not res["questions"]:
+        return {"status": "failed", "errors": [res["catastrophic"][:300]], **res}
+    res["status"] = "graded-with-errors" if res["errors"] else "graded"
+    return res
+
+
+def collect(sub_dir: Path, known: set[str], roster: list[str]):
+    """{(student, assignment): path or ('problem', path, why)}, students, stray files."""
+    found, students, stray = {}, list(roster), []
+    entries = sorted(sub_dir.iterdir()) if sub_dir.is_dir() else []
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        if e.is_dir():
+            student, files = e.name, sorted(e.glob("*.ipynb"))
+        elif e.suffix == ".ipynb":
+            student, files = e.stem, [e]
+        else:
+            continue
+        if student not in students:
+            students.append(student)
+        for f in files:
+            if ".ipynb_checkpoints" in f.parts:
+                continue
+            nb, _ = read_notebook(f)
+            name = assignment_of(f, nb, known)
+            if name is None and len(known) == 1:
+                name = next(iter(known))
+            if name is None:
+                stray.append((student, f))
+                continue
+            found.setdefault((student, name), f)
+    return found, students, stray
+
+
+def grade_folder(sub_dir: Path, out_csv: Path, names=None, roster: list[str] = (),
+                 jobs: int = 1, timeout: float = 600, autograders: Path | None = None,
+                 rebuild: bool = False) -> list[dict]:
+    sub_dir = Path(sub_dir)
+    all_names = sorted(assign.masters())
+    names = sorted(names) if names else all_names
+    ag_out = Path(autograders) if autograders else assign.DEFAULT_OUT
+    zips = ensure_autograders(names, ag_out, rebuild)
+    templates = {}
+    for name in names:
+        t = ag_out / name / "student" / f"{name}.ipynb"
+        templates[name] = json.loads(t.read_text()) if t.exists() else None
+    found, students, stray = collect(sub_dir, set(names), list(roster))
+
+    rows, jobs_list = [], []
+    for student in students:
+        for name in names:
+            row = {"student": student, "assignment": name}
+            rows.append(row)
+            path = found.get((student, name))
+            if path is None:
+                row.update(status="missing", errors=[])
+                continue
+            row["file"] = str(path)
+            nb, problem = read_notebook(path)
+            if problem == "empty file":
+                row.update(status="empty", errors=[problem])
+            elif problem:
+                row.update(status="failed", errors=[problem])
+            elif is_unanswered(nb, templates[name]):
+                row.update(status="empty", errors=["no answer given"])
+            else:
+                jobs_list.append((row, path, zips[name], name))
+    for student, f in stray:
+        rows.append({"student": student, "assignment": "?", "file": str(f), "status": "failed",
+                     "errors": ["not a notebook of a known assignment"]})
+
+    with cf.ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+        futs = {ex.submit(grade_one, p, z, name, timeout): row for row, p, z, name in jobs_list}
+        for fut in cf.as_completed(futs):
+            row = futs[fut]
+            try:
+                row.update(fut.result())
+            except Exception as e:   # never let one submission stop the table
+                row.update(status="failed", errors=[f"{type(e).__name__}: {e}"])
+
+    # question columns and points: from a reference run when a row has them, else the tests
+    possible = {name: _points(zips[name]) for name in names}
+    qcols = []
+    for name in names:
+        for q in possible[name]:
+            if q not in qcols:
+                qcols.append(q)
+    for row in rows:
+        pts = possible.get(row["assignment"], {})
+        qs = row.get("questions", {})
+        row["possible"] = sum(pts.values()) if pts else row.get("possible", 0)
+        row["score"] = sum(v["score"] for v in qs.values()) if qs else 0.0
+        for q in qcols:
+            row[q] = (qs[q]["score"] if q in qs else (0.0 if q in pts else ""))
+        row["percent"] = round(100 * row["score"] / row["possible"], 2) if row["possible"] else 0.0
+
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    cols = ["student", "assignment", "status", "score", "possible", "percent", *qcols, "errors", "file"]
+    with out_csv.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({**row, "errors": " | ".join(row.get("errors", [])),
+                        "score": _num(row["score"]), "possible": _num(row["possible"])})
+    return rows
+
+
+def _num(x):
+    return int(x) if float(x).is_integer() else round(float(x), 4)
+
+
+def _points(zip_path: Path) -> dict[str, float]:
+    """{question: points} from the autograder's test files (all tests, hidden included)."""
+    import zipfile
+
+    pts = {}
+    with zipfile.ZipFile(zip_path) as z:
+        for n in sorted(z.namelist()):
+            if n.startswith("tests/") and n.endswith(".py"):
+                src = z.read(n).decode()
+                m = re.search(r"^points\s*=\s*([0-9.]+)", src, flags=re.M)
+                qn = re.search(r'^name\s*=\s*"([^"]+)"', src, flags=re.M)
+                pts[qn.group(1) if qn else Path(n).stem] = float(m.group(1)) if m else 1.0
+    return pts
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--worker":
+        _worker(argv[1], argv[2], argv[3])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog=__doc__.split("\n\n", 2)[2],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("submissions", type=Path)
+    ap.add_argument("--out", type=Path, default=Path("scores.csv"))
+    ap.add_argument("--assignments", nargs="*", help="assignments to grade (default: all)")
+    ap.add_argument("--roster", type=Path, help="file with one student name per line")
+    ap.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per submission")
+    ap.add_argument("--autograders", type=Path, help=f"default {assign.DEFAULT_OUT}")
+    ap.add_argument("--rebuild", action="store_true", help="rebuild the autograder zips")
+    a = ap.parse_args(argv)
+    if not a.submissions.is_dir():
+        raise SystemExit(f"{a.submissions} is not a folder")
+    roster = [ln.strip() for ln in a.roster.read_text().splitlines() if ln.strip()] if a.roster else []
+    t0 = time.time()
+    rows = grade_folder(a.submissions, a.out, a.assignments, roster, a.jobs, a.timeout,
+                        a.autograders, a.rebuild)
+    counts = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(f"graded {len(rows)} (student, assignment) pairs in {time.time() - t0:.1f} s: "
+          + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + f" -> {a.out}")
+
+
+if __name__ == "__main__":
+    main()
