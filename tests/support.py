@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -36,8 +39,6 @@ class Backend:
 
 
 def _grid():
-    import array_api_compat
-
     rows = [pytest.param(("numpy", None), id="numpy")]
     rows += [pytest.param(("strict", d), id=f"strict-{d}") for d in ("CPU_DEVICE", "device1", "no_float64")]
     rows.append(pytest.param(("cupy", None), id="cupy", marks=pytest.mark.gpu))
@@ -80,3 +81,34 @@ def tol(backend, rtol64, rtol32=None):
     if backend.is64:
         return rtol64
     return rtol32 if rtol32 is not None else max(1e-4, rtol64)
+
+
+def shared_once(tmp_path_factory, name, build):
+    """Run BUILD(folder) once per test session, also under pytest-xdist (-n 2): the workers
+    share the session's base temp folder and take turns through a lock, so the expensive
+    step runs once and the others reuse its JSON result."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder, done = base / name, base / f"{name}.json"
+    try:
+        import fcntl
+    except ImportError:          # no flock (Windows): each worker builds its own
+        fcntl = None
+        folder, done = tmp_path_factory.mktemp(name), None
+    with open(base / f"{name}.lock", "w") as fh:
+        if fcntl:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            if done is not None and done.exists():
+                return json.loads(done.read_text())
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            result = json.loads(json.dumps(build(folder)))
+            if done is not None:
+                done.write_text(json.dumps(result))
+            return result
+        finally:
+            if fcntl:
+                fcntl.flock(fh, fcntl.LOCK_UN)

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +27,7 @@ pytest.importorskip("otter", reason="otter-grader is in the test extras: pip ins
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import assign  # noqa: E402
+from support import shared_once  # noqa: E402
 
 NAMES = ["deep_unimodal", "gd_vs_flow", "three_layers", "two_layer_rates"]
 POINTS = {"two_layer_rates": {"q1": 2, "q2": 3, "q3": 2, "q4": 3},
@@ -37,43 +36,12 @@ POINTS = {"two_layer_rates": {"q1": 2, "q2": 3, "q3": 2, "q4": 3},
           "gd_vs_flow": {"q1": 3, "q2": 2, "q3": 3, "q4": 2}}
 
 
-def _shared(tmp_path_factory, name, build):
-    """Run BUILD(folder) once per test session, also under pytest-xdist (-n 2): the workers
-    share the session's base temp folder and take turns through a lock, so the expensive
-    step runs once and the others reuse its JSON result."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    folder, done = base / name, base / f"{name}.json"
-    try:
-        import fcntl
-    except ImportError:          # no flock (Windows): each worker builds its own
-        fcntl = None
-        folder, done = tmp_path_factory.mktemp(name), None
-    with open(base / f"{name}.lock", "w") as fh:
-        if fcntl:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            if done is not None and done.exists():
-                return json.loads(done.read_text())
-            if folder.exists():
-                shutil.rmtree(folder)
-            folder.mkdir(parents=True)
-            result = json.loads(json.dumps(build(folder)))
-            if done is not None:
-                done.write_text(json.dumps(result))
-            return result
-        finally:
-            if fcntl:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     def build(out):
         return {name: str(d) for name, d in assign.build_all(out=out).items()}
 
-    dirs = {k: Path(v) for k, v in _shared(tmp_path_factory, "assignments", build).items()}
+    dirs = {k: Path(v) for k, v in shared_once(tmp_path_factory, "assignments", build).items()}
     assert sorted(dirs) == NAMES
     return next(iter(dirs.values())).parent, dirs
 
@@ -98,7 +66,7 @@ def _write(path: Path, nb) -> None:
 
 @pytest.fixture(scope="module")
 def graded(built, tmp_path_factory):
-    return _shared(tmp_path_factory, "grading", lambda folder: _grade_all(built, folder))
+    return shared_once(tmp_path_factory, "grading", lambda folder: _grade_all(built, folder))
 
 
 def _grade_all(built, folder):

@@ -29,6 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import student  # noqa: E402
+from support import shared_once  # noqa: E402
 
 HEADER = """---
 jupytext:
@@ -261,37 +262,6 @@ def _mini_book(dest: Path) -> Path:
     return dest
 
 
-def _shared(tmp_path_factory, name, build):
-    """Run BUILD(folder) once per test session, also under pytest-xdist (-n 2): the workers
-    share the session's base temp folder and take turns through a lock, so the expensive
-    step runs once and the others reuse its JSON result."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    folder, done = base / name, base / f"{name}.json"
-    try:
-        import fcntl
-    except ImportError:          # no flock (Windows): each worker builds its own
-        fcntl = None
-        folder, done = tmp_path_factory.mktemp(name), None
-    with open(base / f"{name}.lock", "w") as fh:
-        if fcntl:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            if done is not None and done.exists():
-                return json.loads(done.read_text())
-            if folder.exists():
-                shutil.rmtree(folder)
-            folder.mkdir(parents=True)
-            result = json.loads(json.dumps(build(folder)))
-            if done is not None:
-                done.write_text(json.dumps(result))
-            return result
-        finally:
-            if fcntl:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="module")
 def edition(tmp_path_factory):
     def build(folder):
@@ -300,7 +270,7 @@ def edition(tmp_path_factory):
         summary = student.make_student_edition(src, out, assignments=False, jb=jb if jb.exists() else None)
         return [str(src), str(out), summary]
 
-    src, out, summary = _shared(tmp_path_factory, "student-edition", build)
+    src, out, summary = shared_once(tmp_path_factory, "student-edition", build)
     return Path(src), Path(out), summary
 
 

@@ -28,7 +28,6 @@ exists (in the site, or in the repository for Colab/Binder) and exits 1 if one d
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path

@@ -15,7 +15,7 @@ from ..backend import to_numpy
 from ..network import _imbalance, _lambda_min, lambda_max_bound
 from .parallel import integrate_parallel
 from .solvers import Dopri5, Gauss, StepResult, bcast, field
-from .trajectory import DivergenceError, Trajectory
+from .trajectory import DivergenceError
 
 __all__ = ["gradient_flow", "gradient_descent", "DIAGNOSTICS", "METHODS"]
 

@@ -35,7 +35,7 @@ __all__ = ["integrate_parallel", "n_threads"]
 
 MIN_CHUNK = 32  # trajectories per chunk below which splitting does not pay
 MAX_DIM = 64  # above this, BLAS threads already use the cores
-CHUNK_BYTES = 256 * 1024  # state bytes per chunk (a step's working set is ~20 states)
+CHUNK_BYTES = 8 * 1024 * 1024  # state bytes per chunk: bounds the working set of huge batches
 
 
 def n_threads():
