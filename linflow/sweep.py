@@ -193,17 +193,18 @@ def available_memory(xp=None, device=None):
         return 2 ** 31
 
 
-#: On a CPU, batches whose working set fits in cache run faster per trajectory than one huge
-#: batch (measured in benchmarks/README.md: B = 100 beats B = 1000 by ~1.5x at n = 10).
-CPU_WORKING_SET = 4 * 2 ** 20
+#: On a CPU the engine itself splits a NumPy batch over the cores (linflow/flow/parallel.py), and
+#: bigger batches amortize Python overhead better (on an idle 2-core machine B = 1000 in one call
+#: ran 2.8x faster than batches of 113, benchmarks/README.md); the cap only bounds the working set.
+CPU_WORKING_SET = 256 * 2 ** 20
 
 
 def batch_size(dims, *, memory=None, max_batch=None, xp=None, device=None, fraction=0.5, **cost):
     """How many trajectories to run at once.
 
     ``memory`` (bytes) defaults to ``fraction`` of :func:`available_memory`; on a CPU
-    the batch is also capped so its working set stays near :data:`CPU_WORKING_SET`
-    (cache-sized batches are faster), unless ``max_batch`` is given.  Always >= 1.
+    the batch is also capped so its working set stays near :data:`CPU_WORKING_SET`,
+    unless ``max_batch`` is given.  Always >= 1.
     """
     per = bytes_per_trajectory(dims, **cost)
     if memory is None:

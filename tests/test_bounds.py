@@ -659,3 +659,13 @@ def test_multi_axis_batches_match_flat():
     np.testing.assert_allclose(np.asarray(B.lemma3(W2)).reshape(6), B.lemma3(flat2), rtol=1e-13)
     one = tuple(W[0, 0] for W in W2)
     assert np.ndim(B.lemma3(one)) == 0 and np.ndim(B.spread_gap(one)[2]) == 0
+
+
+def test_observed_rate_inverts_the_exponential_bound():
+    """observed_rate of the curve exp(-gamma alpha t)(L0 - L*) + L* is alpha, batched too."""
+    t = np.linspace(0.0, 3.0, 31)
+    alphas = np.array([0.5, 2.0])
+    curve = lf.bounds.loss_curve(t, 4.0, alphas[None, :], 2.0, L_star=0.25)
+    assert np.allclose(lf.bounds.observed_rate(t, curve, L_star=0.25, gamma=2.0), alphas, rtol=1e-12)
+    one = lf.bounds.loss_curve(t, 4.0, 0.5, 2.0)
+    assert abs(lf.bounds.observed_rate(t, one, gamma=2.0) - 0.5) < 1e-12

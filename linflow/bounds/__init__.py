@@ -14,7 +14,7 @@ three layers (§4.2)               :func:`wedge`, :func:`D_bar`, :func:`deltas`,
 deep (§4.3)                       :func:`unimodal_index`, :func:`cumulative_imbalance`,
                                   :func:`is_homogeneous`, :func:`unimodal` (18),
                                   :func:`homogeneous` (19), :func:`corollary2`
-loss curves (eq. 7, Theorem 4)    :func:`loss_curve`
+loss curves (eq. 7, Theorem 4)    :func:`loss_curve`, :func:`observed_rate`
 prior work (Table 1, §11)         :func:`arora`, :func:`yun`, :func:`min2021`, :func:`tarmoun`,
                                   :func:`scalar_ideal`, :func:`diagonal_rate`
 printed (wrong) statements        :mod:`linflow.bounds.printed`
@@ -22,7 +22,7 @@ printed (wrong) statements        :mod:`linflow.bounds.printed`
 """
 from . import printed
 from ._common import HypothesisError
-from .classification import loss_curve
+from .classification import loss_curve, observed_rate
 from .deep import (
     corollary2,
     cumulative_imbalance,
@@ -52,6 +52,7 @@ __all__ = [
     "lemma3",
     "lemma_g1",
     "loss_curve",
+    "observed_rate",
     "margin",
     "margins",
     "min2021",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import asarray, namespace
+from ..backend import asarray, namespace, to_numpy
 
 __all__ = ["loss_curve", "KINDS"]
 
@@ -73,3 +73,32 @@ def loss_curve(t, L0, alpha, gamma, L_star=0.0, kind="exp"):
     if kind == "exp":
         return L_star + xp.exp(-float(gamma) * alpha * t) * gap
     return L_star + gap / (gap * alpha * float(gamma) ** 2 * t + 1.0)
+
+
+def observed_rate(t, loss, *, L_star=0.0, gamma=1.0):
+    r"""The average exponential rate of a run, to compare with a bound ``alpha``.
+
+    .. math:: \hat\alpha = -\frac{\log\big((\mathcal L(t_S) - \mathcal L^*)/(\mathcal L(t_0) - \mathcal L^*)\big)}{\gamma\,(t_S - t_0)},
+
+    so that eq. (7), :math:`\mathcal L(t) - \mathcal L^* \le e^{-\alpha\gamma t}(\mathcal L(0) - \mathcal L^*)`,
+    holding at the two ends is exactly :math:`\hat\alpha \ge \alpha`.
+
+    Parameters
+    ----------
+    t : array, shape ``(S,)``
+        Save times (``Trajectory.t``).
+    loss : array, shape ``(S, ...)``
+        Loss at the save times (``Trajectory.loss``); batched over trailing axes.
+    L_star : float
+        Optimal value :math:`\mathcal L^* = f^*`.
+    gamma : float
+        PL constant (1 gives the rate of the loss gap itself).
+
+    Returns
+    -------
+    numpy array of shape ``loss.shape[1:]`` (a float for one run).
+    """
+    t = np.asarray(to_numpy(t), dtype=np.float64)
+    gap = np.asarray(to_numpy(loss), dtype=np.float64) - float(L_star)
+    out = -np.log(gap[-1] / gap[0]) / (float(gamma) * (t[-1] - t[0]))
+    return float(out) if np.ndim(out) == 0 else out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..bounds.classification import observed_rate as observed_rate_of_run
 from ..backend import to_numpy
 
 __all__ = ["weights", "regression_problem", "rate_bound", "inverse_bound", "pl_ratios", "rescale",
@@ -112,9 +113,7 @@ def rescale(Ws, l, S):
 
 def observed_rate(t, gap):
     r"""Average exponential rate :math:`-\log(\mathrm{gap}(t)/\mathrm{gap}(0))/t` of a run (``t > 0``)."""
-    t = np.asarray(to_numpy(t), dtype=float)
-    g = np.asarray(to_numpy(gap), dtype=float)
-    return -np.log(g[-1] / g[0]) / (t[-1] - t[0])
+    return observed_rate_of_run(t, gap)
 
 
 def T_spectrum(Ws):
