@@ -1,20 +1,19 @@
-"""Batch chunking and parallelism over CPU threads for NumPy.
+"""Batch parallelism over CPU threads for NumPy.
 
-A batched run of small networks on NumPy is bound by memory traffic and by many
-small operations.  Two things help, and both rely on trajectories never
-interacting (each has its own step size; compaction only drops finished ones),
-so splitting the batch changes no result:
+A batched run of small networks on NumPy is bound by many small operations.
+NumPy releases the GIL inside its kernels, so independent pieces of the batch
+can run in a thread pool, one thread per core, with BLAS limited to one thread
+inside (threadpoolctl) to avoid oversubscription.  Trajectories never interact
+(each has its own step size; compaction only drops finished ones), so splitting
+the batch changes no result: the pieces' trajectories are merged back in order
+(tests/test_parallel.py checks bit-for-bit equality).
 
-* **cache-sized chunks**: the batch is cut into chunks whose state fits in the
-  core's cache (``CHUNK_BYTES``), so the stage combinations of a Runge–Kutta step
-  stream from cache instead of main memory;
-* **threads**: NumPy releases the GIL inside its kernels, so chunks run in a
-  thread pool, one thread per core, with BLAS limited to one thread inside
-  (threadpoolctl) to avoid oversubscription.
-
-The chunks' trajectories are merged back in order.  CuPy and other namespaces
-run as one batch (the GPU is already parallel).  The number of threads is
-``LINFLOW_THREADS`` or the number of usable cores.
+Pieces are as large as possible (one per thread) up to ``CHUNK_BYTES`` of state,
+which only bounds the working set of huge batches: on an idle 2-core machine,
+cache-sized pieces of ~100 trajectories were slower than one piece per core,
+because Python overhead per operation then dominates.  CuPy and other
+namespaces run as one batch (the GPU is already parallel).  The number of
+threads is ``LINFLOW_THREADS`` or the number of usable cores.
 """
 from __future__ import annotations
 
@@ -26,7 +25,6 @@ import os
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import hostmem
 from .driver import divergence_error, integrate
 from .progress import progress_bar
 from .trajectory import Status, Trajectory
@@ -51,8 +49,6 @@ def n_threads():
 def integrate_parallel(xp, y0, loss, solver, **kw):
     """:func:`~linflow.flow.driver.integrate`, split over threads when that pays off."""
     B = y0[0].shape[0]
-    if isinstance(y0[0], np.ndarray):
-        hostmem.tune()
     small = max(max(a.shape[1:]) for a in y0) <= MAX_DIM
     if not small or not isinstance(y0[0], np.ndarray) or B < 2 * MIN_CHUNK:
         return integrate(xp, y0, loss, solver, **kw)
