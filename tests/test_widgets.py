@@ -148,6 +148,7 @@ CHAPTER = [
     ("pl", dict(kappa=10.0, distance=0.3), ("gap", "bound")),
     ("preconditioner", dict(depth=2, scale=0.5), ("gap", "lam", "bound")),
     ("imbalance", dict(step=0.04), ("gd_gap", "gf_gap", "gd_drift", "gf_drift")),
+    ("width", dict(width=8, scheme="fan_in"), ("delta_star",)),
 ]
 
 
@@ -165,6 +166,13 @@ def test_chapter_explorer_callbacks(name, params, keys):
     assert fig._repr_png_().startswith(PNG)
     for ax in fig.axes:
         assert ax.get_xlabel() and ax.get_ylabel()
+
+
+def test_width_explorer_matches_delta_star():
+    """The at-scale explorer's samples are lf.bounds.delta_star of the seeded networks."""
+    data = lf.widgets.width_compute(width=8, scheme="fan_in", n_samples=5)
+    Ws = lf.init.gaussian((5, 8, 8, 1), "fan_in", batch=(5,), seed=8)
+    assert np.allclose(data["delta_star"], lf.to_numpy(lf.bounds.delta_star(Ws)), rtol=1e-12)
 
 
 def test_depth_explorer_physics():

@@ -21,6 +21,9 @@ from .explorers import (
     preconditioner_compute,
     preconditioner_explorer,
     preconditioner_plot,
+    width_compute,
+    width_explorer,
+    width_plot,
 )
 
 __all__ = [
@@ -32,4 +35,5 @@ __all__ = [
     "inverse_bound", "observed_rate", "pl_compute", "pl_explorer", "pl_plot", "pl_ratios",
     "preconditioner_compute", "preconditioner_explorer", "preconditioner_plot",
     "rate_bound", "regression_problem", "rescale", "weights", "T_spectrum",
+    "width_compute", "width_explorer", "width_plot",
 ]
