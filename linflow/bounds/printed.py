@@ -26,7 +26,7 @@ import numpy as np
 from ._common import eig_desc, pick, product, sigma_desc, weights
 from .deep import _cumulative, _indices, _prepare, _require_unimodal, _spectra
 from .three_layer import _D21_D23, _deltas_from_spectra, _pad, _star, _wedge_values
-from .two_layer import _combine, _sigma_k, _spread_gap, margin, margins
+from .two_layer import _combine, _lemma3, _spread_gap, margin, margins
 
 __all__ = ["lemma3", "theorem1", "delta_star", "balanced", "eq19", "corollary2", "delta_star_G17",
            "figure1_bound"]
@@ -44,11 +44,7 @@ def lemma3(Ws):
     False for ``n != m`` (832 of 3000 random trials, theory.md §4.1).  Corrected:
     :func:`linflow.bounds.lemma3`.
     """
-    xp, Ws = weights(Ws, L=2, result="Lemma 3 (printed)")
-    n, m = Ws[0].shape[-2], Ws[1].shape[-1]
-    dp, dm, gap = _spread_gap(xp, Ws)
-    W = product(xp, Ws)
-    return _combine(xp, dp, dm, gap, _sigma_k(xp, W, n), _sigma_k(xp, W, m))
+    return _lemma3(Ws, "Lemma 3 (printed)", printed_pairing=True)
 
 
 def theorem1(Ws, loss):

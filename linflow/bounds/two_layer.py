@@ -85,11 +85,17 @@ def lemma3(Ws):
     >>> bool((lf.bounds.lemma3(Ws) <= lf.lambda_min(Ws) + 1e-12).all())
     True
     """
-    xp, Ws = weights(Ws, L=2, result="Lemma 3")
+    return _lemma3(Ws, "Lemma 3", printed_pairing=False)
+
+
+def _lemma3(Ws, result, printed_pairing):
+    """Lemma 3 with the corrected pairing (Delta_+ with sigma_m), or the printed one (E2)."""
+    xp, Ws = weights(Ws, L=2, result=result)
     n, m = Ws[0].shape[-2], Ws[1].shape[-1]
     dp, dm, gap = _spread_gap(xp, Ws)
     W = product(xp, Ws)
-    return _combine(xp, dp, dm, gap, _sigma_k(xp, W, m), _sigma_k(xp, W, n))
+    first, second = (n, m) if printed_pairing else (m, n)
+    return _combine(xp, dp, dm, gap, _sigma_k(xp, W, first), _sigma_k(xp, W, second))
 
 
 def _check_A2(loss, result):
