@@ -261,6 +261,29 @@ def deep_balanced_time(p, s, p0, L):
     return ((w0 ** (2 - L) - w ** (2 - L)) / (L - 2) + reg + sing) / s
 
 
+def _invert_time(time, p0, target, ti):
+    """The ``p`` between ``p0`` and ``target`` with ``time(p) = ti``, for an increasing learning time.
+
+    Brackets by halving the gap to ``target`` until ``time`` exceeds ``ti``, then ``brentq``.
+    Near the target ``t(p)`` is ill-conditioned (numerics.md §2.2), so ``p`` is compared, not ``t``.
+    """
+    from scipy.optimize import brentq
+
+    if ti == 0 or p0 == target:
+        return p0
+    gap = target - p0
+    k = 1
+    while True:
+        hi = target - gap * 2.0**-k
+        if hi == target or time(hi) >= ti:
+            break
+        k += 1
+    if hi == target or math.isinf(time(hi)):
+        return hi  # converged to the target within round-off
+    return brentq(lambda p: time(p) - ti, p0, hi, xtol=1e-15 * max(abs(target), abs(p0)),
+                  rtol=4 * np.finfo(float).eps, maxiter=200)
+
+
 def deep_balanced_modes(s, p0, L, t):
     r"""Mode strengths :math:`p(t)` solving :math:`\dot p = L\,p^{2-2/L}(s-p)` (§2.2).
 
@@ -278,30 +301,13 @@ def deep_balanced_modes(s, p0, L, t):
     -------
     numpy array (T, r).
     """
-    from scipy.optimize import brentq
-
     s = np.atleast_1d(np.asarray(to_numpy(s), dtype=np.float64))
     p0 = np.broadcast_to(np.asarray(to_numpy(p0), dtype=np.float64), s.shape)
     t = np.atleast_1d(np.asarray(to_numpy(t), dtype=np.float64))
     out = np.empty((t.size, s.size))
     for j, (sj, pj) in enumerate(zip(s, p0)):
         for i, ti in enumerate(t):
-            if ti == 0 or pj == sj:
-                out[i, j] = pj
-                continue
-            # bracket: shrink the gap to s until t(p) exceeds ti
-            gap = sj - pj
-            k = 1
-            while True:
-                hi = sj - gap * 2.0**-k
-                if hi == sj or deep_balanced_time(hi, sj, pj, L) >= ti:
-                    break
-                k += 1
-            if hi == sj or math.isinf(deep_balanced_time(hi, sj, pj, L)):
-                out[i, j] = hi  # converged to s within round-off
-                continue
-            out[i, j] = brentq(lambda p: deep_balanced_time(p, sj, pj, L) - ti, pj, hi,
-                               xtol=1e-15 * abs(sj), rtol=4 * np.finfo(float).eps, maxiter=200)
+            out[i, j] = _invert_time(lambda p: deep_balanced_time(p, sj, pj, L), pj, sj, ti)
     return out
 
 
@@ -428,8 +434,6 @@ def scalar_two_layer(w, y, t):
     -------
     numpy array ``(T,)``.
     """
-    from scipy.optimize import brentq
-
     w1, w2 = (float(v) for v in np.asarray(to_numpy(w), dtype=np.float64).ravel())
     y = float(y)
     c = w1 * w1 - w2 * w2
@@ -437,19 +441,7 @@ def scalar_two_layer(w, y, t):
     t = np.atleast_1d(np.asarray(to_numpy(t), dtype=np.float64))
     out = np.empty(t.size)
     for i, ti in enumerate(t):
-        if ti == 0 or p0 == y:
-            out[i] = p0
-            continue
-        gap = y - p0
-        k = 1
-        while True:
-            hi = y - gap * 2.0**-k
-            if hi == y or scalar_two_layer_time(hi, p0, y, c) >= ti:
-                break
-            k += 1
-        out[i] = y if hi == y else brentq(
-            lambda p: scalar_two_layer_time(p, p0, y, c) - ti, p0, hi,
-            xtol=1e-15 * max(abs(y), abs(p0)), rtol=4 * np.finfo(float).eps, maxiter=200)
+        out[i] = _invert_time(lambda p: scalar_two_layer_time(p, p0, y, c), p0, y, ti)
     return out
 
 

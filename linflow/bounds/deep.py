@@ -156,6 +156,16 @@ def _require_unimodal(idx, result):
         )
 
 
+def _unimodal_product(xp, Ws, tol, result):
+    """Prepared weights, their imbalance spectra, and :math:`\\prod_i \\tilde d_{(i)}` (eq. 18),
+    after checking unimodality."""
+    Ws = _prepare(xp, Ws, tol)
+    spectra = _spectra(xp, Ws)
+    ls = _indices(xp, Ws, spectra, tol)
+    _require_unimodal(ls, result)
+    return Ws, spectra, xp.prod(_cumulative(xp, Ws, spectra, ls), axis=-1)
+
+
 def cumulative_imbalance(Ws, l_star=None, *, tol=None):
     r"""Cumulative imbalances :math:`\tilde d_{(i)}`, ``i = 1..L-1`` (Definition 3), shape ``(..., L-1)``.
 
@@ -230,11 +240,7 @@ def unimodal(Ws, *, tol=None):
     """
     xp, Ws = weights(Ws)
     _require_depth(Ws, "Theorem 3 (18)")
-    Ws = _prepare(xp, Ws, tol)
-    spectra = _spectra(xp, Ws)
-    ls = _indices(xp, Ws, spectra, tol)
-    _require_unimodal(ls, "Theorem 3 (18)")
-    return xp.prod(_cumulative(xp, Ws, spectra, ls), axis=-1)
+    return _unimodal_product(xp, Ws, tol, "Theorem 3 (18)")[2]
 
 
 def _eq19(xp, P, s, L, factor):
@@ -322,11 +328,7 @@ def corollary2(Ws, loss=None, *, part=None, tol=None):
     """
     xp, Ws0 = weights(Ws)
     _require_depth(Ws0, "Corollary 2")
-    Ws = _prepare(xp, Ws0, tol)
-    spectra = _spectra(xp, Ws)
-    ls = _indices(xp, Ws, spectra, tol)
-    _require_unimodal(ls, "Corollary 2")
-    P = xp.prod(_cumulative(xp, Ws, spectra, ls), axis=-1)
+    Ws, spectra, P = _unimodal_product(xp, Ws0, tol, "Corollary 2")
     if part not in (None, 1, 2):
         raise ValueError(f"linflow: part must be None, 1 or 2; got {part!r}.")
     if part == 1:

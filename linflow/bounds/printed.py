@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import eig_desc, pick, product, sigma_desc, weights
-from .deep import _cumulative, _indices, _prepare, _require_unimodal, _spectra
+from .deep import _eq19, _unimodal_product
 from .three_layer import _D21_D23, _deltas_from_spectra, _pad, _star, _wedge_values
 from .two_layer import _combine, _lemma3, _spread_gap, margin, margins
 
@@ -122,14 +122,10 @@ def eq19(Ws, *, tol=None):
     :func:`linflow.bounds.homogeneous` (refuses ``n != m``).
     """
     xp, Ws = weights(Ws)
-    Ws = _prepare(xp, Ws, tol)
-    spectra = _spectra(xp, Ws)
-    ls = _indices(xp, Ws, spectra, tol)
-    _require_unimodal(ls, "eq. (19) (printed)")
-    P = xp.prod(_cumulative(xp, Ws, spectra, ls), axis=-1)
+    Ws, _, P = _unimodal_product(xp, Ws, tol, "eq. (19) (printed)")
     L = len(Ws)
     s = sigma_desc(xp, product(xp, Ws))[..., -1]
-    return xp.sqrt(P ** 2 + (L * s ** (2.0 - 2.0 / L)) ** 2)
+    return _eq19(xp, P, s, L, float(L))
 
 
 def corollary2(Ws, loss, *, tol=None):
@@ -139,11 +135,7 @@ def corollary2(Ws, loss, *, tol=None):
     printed rate is too fast.  Corrected: :func:`linflow.bounds.corollary2`.
     """
     xp, Ws0 = weights(Ws)
-    Ws = _prepare(xp, Ws0, tol)
-    spectra = _spectra(xp, Ws)
-    ls = _indices(xp, Ws, spectra, tol)
-    _require_unimodal(ls, "Corollary 2 (printed)")
-    P = xp.prod(_cumulative(xp, Ws, spectra, ls), axis=-1)
+    Ws, _, P = _unimodal_product(xp, Ws0, tol, "Corollary 2 (printed)")
     nu = margin(Ws0, loss)
     return xp.sqrt(P ** 2 + (len(Ws) * nu) ** 2)
 
