@@ -110,6 +110,9 @@ class Loss:
 
 
 def _sumsq(xp, A):
+    if A.ndim >= 2 and A.shape[-1] * A.shape[-2] > 0:
+        flat = xp.reshape(A, tuple(A.shape[:-2]) + (A.shape[-2] * A.shape[-1],))
+        return xp.vecdot(flat, flat, axis=-1)  # one pass, no temporary
     return xp.sum(A * A, axis=(-2, -1))
 
 

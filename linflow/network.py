@@ -15,6 +15,8 @@ networks.  Conventions follow Min, Vidal & Mallada (ICML 2023), §2–3:
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ._validate import check_matrix, check_weights
 from .backend import namespace
 
@@ -49,19 +51,44 @@ def _cumulative(xp, Ws):
     return P
 
 
-def _backward(xp, Ws, cum, G):
+def _backward(xp, Ws, cum, G, out=None, scale=None):
     """Layer gradients from the cumulative products and G: 2(L-1) matmuls.
 
-    ``C_l = G S_l^T`` is swept backwards; suffixes are never formed.
+    The sweep runs on the transposes :math:`C_l^\top = S_l G^\top`, so that
+    every product is ``A @ B``, ``A.T @ B`` or ``A.T @ B.T``: with OpenBLAS and
+    small matrices, NumPy's ``A @ B.T`` is about twice as slow as the others.
+    Suffixes are never formed.
+
+    ``out`` (NumPy only: a tuple of arrays shaped like the layers) receives the
+    gradients in place, and ``scale`` (NumPy only: one number per trajectory)
+    multiplies them; a batched Runge–Kutta step uses both to write its scaled
+    stage slopes straight into its buffers (:mod:`linflow.flow.packed`).
     """
     L = len(Ws)
-    grads = [None] * L
-    C = G
+    if L == 1:
+        if out is None:
+            return (G,)
+        np.multiply(G, 1 if scale is None else scale[:, None, None], out=out[0])
+        return tuple(out)
+    if isinstance(G, np.ndarray):  # a C-contiguous G^T: every product below is then fast
+        Ct = np.empty(G.shape[:-2] + G.shape[:-3:-1], dtype=G.dtype)
+        if scale is None:
+            Ct[...] = _mT(np, G)
+        else:
+            np.multiply(_mT(np, G), scale[:, None, None], out=Ct)
+    else:
+        Ct = _mT(xp, G)
+    grads = [None] * L if out is None else list(out)
     for l in range(L - 1, 0, -1):  # 0-based layer index l = L-1 .. 1
-        grads[l] = _mT(xp, cum[l - 1]) @ C
-        C = C @ _mT(xp, Ws[l])
-    grads[0] = C
+        grads[l] = _matmul(xp, _mT(xp, cum[l - 1]), _mT(xp, Ct), grads[l])
+        if l > 1:
+            Ct = Ws[l] @ Ct
+    grads[0] = _matmul(xp, _mT(xp, Ct), _mT(xp, Ws[1]), grads[0])
     return tuple(grads)
+
+
+def _matmul(xp, a, b, out):
+    return a @ b if out is None else xp.matmul(a, b, out=out)
 
 
 def _value_and_grads(xp, Ws, loss):

@@ -286,10 +286,11 @@ def test_backends_agree_and_keep_device(backend, rng, method):
         assert_like(a, backend)
     assert traj.loss.shape == (5, 3) and traj.product.shape == (5, 3, 2, 2)
     assert isinstance(traj.status, np.ndarray)
-    # same host data -> same numbers as NumPy (bitwise in practice; 1e-14 allowed)
+    # same host data -> the same numbers as NumPy up to round-off: NumPy's dopri5 sums its
+    # stages as small matrix products (linflow.flow.packed), the other namespaces term by term
     for a, b in [(traj.loss, ref.loss), (traj.product, ref.product)] + list(zip(traj.weights, ref.weights)):
-        np.testing.assert_allclose(host(a), np.asarray(b, dtype=np.float64), rtol=1e-14 if backend.is64 else 1e-6,
-                                   atol=0)
+        np.testing.assert_allclose(host(a), np.asarray(b, dtype=np.float64), rtol=1e-12 if backend.is64 else 1e-5,
+                                   atol=0 if backend.is64 else 1e-6)
     assert np.array_equal(traj.stats["steps"], ref.stats["steps"])
     if backend.name == "strict-device1":
         with pytest.raises(RuntimeError):

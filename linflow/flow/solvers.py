@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from ..network import _value_and_grads
+from .packed import runge_kutta_stages
 
 __all__ = ["Dopri5", "Gauss", "field"]
 
@@ -141,6 +142,8 @@ class Dopri5:
         self.rtol, self.atol = float(rtol), float(atol)
 
     def step(self, xp, y, value, f, dt, loss):
+        if isinstance(y[0], np.ndarray):
+            return self._step_packed(y, f, dt, loss)
         ks = [f]
         for i in range(1, 7):
             yi = combine(y, ks, self.A[i], dt)
@@ -158,8 +161,19 @@ class Dopri5:
         err = xp.sqrt(ratio / n)
         return StepResult(y1, v1, f1, err=err, dense=tuple(ks), evaluations=6)
 
-    def interpolate(self, xp, y, dt, ks, theta):
-        """Dense output at ``t + theta*dt`` (theta of shape (B,)), 4th order."""
+    def _step_packed(self, y, f, dt, loss):
+        """The same step on NumPy with packed stage buffers (:mod:`linflow.flow.packed`)."""
+        lay, Z, y1_row, v1, f1 = runge_kutta_stages(self.A, y, f, dt, loss)
+        e = lay.combine(self.E, Z[1:])
+        scale = np.abs(Z[0])
+        np.maximum(scale, np.abs(y1_row, out=Z[0]), out=scale)  # Z[0] (= y) is not needed below
+        scale *= self.rtol
+        scale += self.atol
+        e /= scale
+        err = np.sqrt(lay.sq_norm(e) / lay.n)
+        return StepResult(lay.views(y1_row), v1, f1, err=err, dense=_PackedDense(lay, Z, y), evaluations=6)
+
+    def _coefficients(self, theta):
         powers = [theta, theta * theta, theta * theta * theta, theta * theta * theta * theta]
         coeffs = []
         for row in self.P:
@@ -168,7 +182,28 @@ class Dopri5:
                 if pj != 0:
                     c = c + pj * th
             coeffs.append(c)  # each is (B,), or 0 for the unused stage
+        return coeffs
+
+    def interpolate(self, xp, y, dt, ks, theta):
+        """Dense output at ``t + theta*dt`` (theta of shape (B,)), 4th order."""
+        coeffs = self._coefficients(theta)
+        if isinstance(ks, _PackedDense):
+            return ks.interpolate(coeffs)  # the coefficients multiply dt k_i there
         return combine(y, ks, coeffs, dt)
+
+
+@dataclasses.dataclass(frozen=True)
+class _PackedDense:
+    """Dense-output data of a packed step: the start ``y`` and rows ``dt k_1..dt k_7`` of ``Z``."""
+
+    lay: object
+    Z: object
+    y: tuple
+
+    def interpolate(self, coeffs):
+        lay = self.lay
+        C = np.stack([np.broadcast_to(np.asarray(c, dtype=lay.dtype), (lay.b,)) for c in coeffs], axis=1)
+        return tuple(d + y_l for d, y_l in zip(lay.views(lay.combine(C, self.Z[1:])), self.y))
 
 
 class Gauss:
