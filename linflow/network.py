@@ -70,25 +70,33 @@ def _backward(xp, Ws, cum, G, out=None, scale=None):
             return (G,)
         np.multiply(G, 1 if scale is None else scale[:, None, None], out=out[0])
         return tuple(out)
-    if isinstance(G, np.ndarray):  # a C-contiguous G^T: every product below is then fast
-        Ct = np.empty(G.shape[:-2] + G.shape[:-3:-1], dtype=G.dtype)
-        if scale is None:
-            Ct[...] = _mT(np, G)
-        else:
-            np.multiply(_mT(np, G), scale[:, None, None], out=Ct)
-    else:
-        Ct = _mT(xp, G)
-    grads = [None] * L if out is None else list(out)
+    if isinstance(G, np.ndarray):
+        return _backward_numpy(Ws, cum, G, out, scale)
+    grads = [None] * L
+    Ct = _mT(xp, G)
     for l in range(L - 1, 0, -1):  # 0-based layer index l = L-1 .. 1
-        grads[l] = _matmul(xp, _mT(xp, cum[l - 1]), _mT(xp, Ct), grads[l])
+        grads[l] = _mT(xp, cum[l - 1]) @ G if l == L - 1 else _mT(xp, cum[l - 1]) @ _mT(xp, Ct)
         if l > 1:
             Ct = Ws[l] @ Ct
-    grads[0] = _matmul(xp, _mT(xp, Ct), _mT(xp, Ws[1]), grads[0])
+    grads[0] = _mT(xp, Ct) @ _mT(xp, Ws[1])
     return tuple(grads)
 
 
-def _matmul(xp, a, b, out):
-    return a @ b if out is None else xp.matmul(a, b, out=out)
+def _backward_numpy(Ws, cum, G, out, scale):
+    """:func:`_backward` on NumPy, from a C-contiguous ``G^T`` so that every product is fast."""
+    L = len(Ws)
+    Ct = np.empty(G.shape[:-2] + G.shape[:-3:-1], dtype=G.dtype)
+    if scale is None:
+        Ct[...] = G.swapaxes(-1, -2)
+    else:
+        np.multiply(G.swapaxes(-1, -2), scale[:, None, None], out=Ct)
+    grads = [None] * L if out is None else list(out)
+    for l in range(L - 1, 0, -1):  # 0-based layer index l = L-1 .. 1
+        grads[l] = np.matmul(cum[l - 1].swapaxes(-1, -2), Ct.swapaxes(-1, -2), out=grads[l])
+        if l > 1:
+            Ct = Ws[l] @ Ct
+    grads[0] = np.matmul(Ct.swapaxes(-1, -2), Ws[1].swapaxes(-1, -2), out=grads[0])
+    return tuple(grads)
 
 
 def _value_and_grads(xp, Ws, loss):

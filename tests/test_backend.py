@@ -122,7 +122,8 @@ def test_device1_outputs_never_touch_numpy(rng, monkeypatch):
 
 
 def test_same_seed_identical_across_backends(rng):
-    """Host-generated weights moved once give bit-identical runs on numpy and strict."""
+    """Host-generated weights moved once are bit-identical on numpy and strict, and so are
+    the runs up to round-off (NumPy's integrators sum their stages in packed buffers)."""
     import array_api_strict as xs
 
     Wh = random_weights(rng, (3, 3, 2), batch=(2,))
@@ -132,6 +133,9 @@ def test_same_seed_identical_across_backends(rng):
         Ws = tuple(lf.asarray(W) for W in Wh)
         b = lf.gradient_flow(Ws, lf.losses.Squared(lf.asarray(Y)), 1.0, t_eval=np.linspace(0, 1, 5))
     assert type(b.loss).__module__.startswith("array_api_strict")
-    np.testing.assert_array_equal(lf.to_numpy(b.loss), a.loss)
-    np.testing.assert_array_equal(lf.to_numpy(b.product), a.product)
+    for W, Wn in zip(Ws, Wh):
+        np.testing.assert_array_equal(lf.to_numpy(W), Wn)
+    np.testing.assert_allclose(lf.to_numpy(b.loss), a.loss, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(lf.to_numpy(b.product), a.product, rtol=1e-12, atol=1e-15)
+    assert np.array_equal(a.stats["steps"], b.stats["steps"])
     assert xs is not None

@@ -325,9 +325,10 @@ def _one_step(xp, st, loss, solver, t_end, ts_dev, S, savers, n_pass, loss_tol, 
         missed = xp.any(accept & (new["idx"] < S) & (nxt <= t_new))
     else:
         landed = accept & (new["idx"] < S) & (t_new >= next_save)
-        vals = _save_values(xp, savers, res.y1, res.value1, loss)
-        new = _record(xp, new, vals, landed, S)
-        missed = xp.asarray(False, device=_device(t))
+        if not isinstance(landed, np.ndarray) or landed.any():  # on the host, skip steps that save nothing
+            vals = _save_values(xp, savers, res.y1, res.value1, loss)
+            new = _record(xp, new, vals, landed, S)
+        missed = xp.any(active[:0])
 
     new["y"] = _tree_where(xp, accept, res.y1, y)
     new["f"] = _tree_where(xp, accept, res.f1, st["f"])
@@ -358,7 +359,7 @@ def _one_step(xp, st, loss, solver, t_end, ts_dev, S, savers, n_pass, loss_tol, 
     else:
         diverged = active & (~finite | res.failed)
     diverged = diverged | exploded
-    unresolved = xp.any(active & res.unresolved) if res.unresolved is not None else xp.asarray(False, device=_device(t))
+    unresolved = xp.any(active & res.unresolved) if res.unresolved is not None else xp.any(active[:0])
 
     still = active & ~diverged
     finished = still & (new["t"] >= t_end)

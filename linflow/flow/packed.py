@@ -25,7 +25,7 @@ import numpy as np
 
 from ..network import _backward, _cumulative
 
-__all__ = ["Layout", "runge_kutta_stages"]
+__all__ = ["Layout", "runge_kutta_stages", "GaussWorkspace", "gauss_stages"]
 
 
 class Layout:
@@ -61,32 +61,54 @@ class Layout:
             else:
                 np.multiply(src, scale[:, None, None], out=dst)
 
-    def combine(self, coeffs, rows, out=None):
-        """``sum_j coeffs[..., j] * rows[j]`` for a stack of packed rows, into a packed row.
+    def combine(self, coeffs, rows, out=None, many=False):
+        """``sum_j coeffs[..., j] * rows[j]`` for a stack of packed rows, into packed rows.
 
-        ``coeffs`` is one vector for all trajectories, shape ``(k,)``, or one
-        per trajectory, ``(b, k)``.  The sum is a small matrix product per
-        trajectory and layer (``(1, k) @ (k, h_{l-1} h_l)``), so each slope is
-        read once, and a trajectory's result does not depend on the others: a
-        single matrix-vector product over the whole row would give round-off
-        that depends on where the trajectory sits in the batch (BLAS treats
-        the tail of a vector differently), and so on the batch's size.
+        ``coeffs`` is one vector for all trajectories, shape ``(k,)``, or one per
+        trajectory, ``(b, k)``: the result is one row.  A matrix ``(r, k)``
+        with ``many=True`` gives ``r`` rows at once (the stages of an implicit
+        method).  See :meth:`mixer`.
+        """
+        r = len(coeffs) if many else 1
+        out = self.empty(r if many else None) if out is None else out
+        self.mixer(coeffs, rows, out, many)()
+        return out
+
+    def mixer(self, coeffs, rows, out, many=False):
+        """A prepared :meth:`combine` from ``rows`` into ``out``: call it to (re)compute.
+
+        The sum is a small matrix product per trajectory and layer
+        (``(r, k) @ (k, h_{l-1} h_l)``), so each slope is read once, and a
+        trajectory's result does not depend on the others: one matrix-vector
+        product over the whole row would give round-off that depends on where
+        the trajectory sits in the batch (BLAS treats the tail of a vector
+        differently), and so on the batch's size.  Preparing the views once
+        matters for iterative methods on small batches, where each call is
+        mostly Python overhead.
         """
         k = rows.shape[0]
         coeffs = np.asarray(coeffs, dtype=self.dtype)
-        c = np.broadcast_to(coeffs.reshape(-1, 1, k), (self.b, 1, k))
-        out = self.empty() if out is None else out
+        r = coeffs.shape[0] if many else 1
+        c = np.broadcast_to(coeffs.reshape(-1, r, k), (self.b, r, k))
+        out2 = out.reshape(r, self.size)
+        plan = []
         for a, b in zip(self.offsets, self.offsets[1:]):
-            block = rows[:, a:b].reshape(k, self.b, (b - a) // self.b)
-            np.matmul(c, block.transpose(1, 0, 2), out=out[a:b].reshape(self.b, 1, -1))
-        return out
+            block = rows[:, a:b].reshape(k, self.b, (b - a) // self.b).transpose(1, 0, 2)
+            target = out2[:, a:b].reshape(r, self.b, -1).transpose(1, 0, 2)
+            plan.append((block, target))
 
-    def sq_norm(self, row):
-        """Per-trajectory squared norm of a packed row, shape ``(b,)``."""
+        def run():
+            for block, target in plan:
+                np.matmul(c, block, out=target)
+
+        return run
+
+    def sq_norm(self, rows):
+        """Per-trajectory squared norm of a packed row or stack of rows, shape ``(b,)``."""
         total = 0
-        for v in self.views(row):
-            v2 = v.reshape(self.b, -1)
-            total = total + np.einsum("ij,ij->i", v2, v2)
+        for v in self.views(rows):
+            v2 = v.reshape(-1, self.b, math.prod(v.shape[-2:]))
+            total = total + np.einsum("sij,sij->i", v2, v2)
         return total
 
 
@@ -120,3 +142,103 @@ def runge_kutta_stages(A, y, f, dt, loss):
             _backward(np, yi, cum, G, out=f_last, scale=-np.ones_like(dt))
             lay.pack(f_last, Z[s], dt)
     return lay, Z, yi_row, value, f_last
+
+
+class GaussWorkspace:
+    """Buffers and prepared views for :func:`gauss_stages`, reused from step to step.
+
+    An implicit step on a small batch is mostly Python overhead, so everything
+    that does not change between steps (the packed stacks, their layer views,
+    the prepared stage sums) is built once per batch shape.  Nothing here is
+    kept by a step's result: ``y1`` and the new slopes are fresh arrays.
+    """
+
+    def __init__(self, A, B, y):
+        lay = self.lay = Layout(y)
+        s = self.s = len(A)
+        self.Zs = (lay.empty(s + 1), lay.empty(s + 1))
+        self.y_views = [lay.views(Z[0]) for Z in self.Zs]
+        self.slopes = [lay.views(Z[1:]) for Z in self.Zs]  # layers of shape (s, b, ...)
+        self.first = lay.views(self.Zs[0][1:])
+        stage_rows = lay.empty(s)
+        self.stage = lay.views(stage_rows)
+        C = [(1.0,) + tuple(row) for row in A]
+        self.mix = [lay.mixer(C, Z, stage_rows, many=True) for Z in self.Zs]
+        self.y1_row = lay.empty()
+        self.finish = [lay.mixer((1.0,) + tuple(B), Z, self.y1_row) for Z in self.Zs]
+        self.diff = lay.empty(s)
+        self.diff_blocks = [v.reshape(s, lay.b, -1) for v in lay.views(self.diff)]
+
+    def increment(self):
+        """Per-trajectory squared norm of ``diff`` (all stages and layers), shape ``(b,)``.
+
+        Each trajectory's sum runs over its own contiguous entries in the same
+        order whatever the batch, so its iteration count does not depend on
+        the other trajectories.
+        """
+        total = None
+        for d in self.diff_blocks:
+            part = np.vecdot(d, d)
+            total = part if total is None else np.add(total, part, out=total)
+        return total.sum(axis=0) if self.s > 1 else total[0]
+
+    def fits(self, y):
+        lay = self.lay
+        return (y[0].shape[0] == lay.b and y[0].dtype == lay.dtype
+                and [tuple(a.shape[1:]) for a in y] == lay.shapes)
+
+
+def gauss_stages(ws, y, f, dt, loss, budget, eps):
+    """Fixed-point iteration for the stages of an implicit Runge–Kutta method, on NumPy.
+
+    The same iteration as :meth:`linflow.flow.solvers.Gauss.step`, run to
+    stagnation per trajectory, with all ``s`` stages evaluated at once (the
+    stage is one more leading axis of the gradient kernel).  The slopes are
+    kept scaled by ``dt``, which scales each trajectory's increments by
+    ``dt**2`` and changes none of the comparisons.  Two stacks ``[y, dt K]``
+    of the :class:`GaussWorkspace` ``ws`` alternate as current and next
+    iterate, so an accepted iterate costs no copy.
+
+    Returns ``(y1, iterations, unresolved, failed)``, ``y1`` the layers of
+    ``y + dt sum_i b_i K_i`` (fresh arrays).
+    """
+    s, Zs, slopes, stage = ws.s, ws.Zs, ws.slopes, ws.stage
+    for dst0, dst1, src in zip(ws.y_views[0], ws.y_views[1], y):
+        dst0[...] = src
+        dst1[...] = src
+    scale = dt[:, None, None]
+    for K0, fl in zip(ws.first, f):  # initial guess: explicit Euler slopes
+        np.multiply(fl, scale, out=K0)
+    mdt = -dt
+    cur = 0
+    prev_inc = running = iters = None
+    for it in range(budget):
+        nxt = 1 - cur
+        ws.mix[cur]()
+        cum = _cumulative(np, stage)
+        _, G = loss.value_and_grad(cum[-1])
+        _backward(np, stage, cum, G, out=slopes[nxt], scale=mdt)
+        np.subtract(Zs[nxt][1:], Zs[cur][1:], out=ws.diff)
+        inc = ws.increment()
+        if running is None:
+            running = inc > 0
+            iters = np.ones_like(inc)
+        else:
+            go = running & (inc < prev_inc)  # keep iterating while the increment still decreases
+            if not go.all():  # the others keep their current iterate
+                keep = ~go[:, None, None]
+                for new_l, old_l in zip(slopes[nxt], slopes[cur]):
+                    np.copyto(new_l, old_l, where=keep)
+            iters = iters + go
+            running = go & (inc > 0)
+        cur = nxt
+        prev_inc = np.where(running, inc, prev_inc) if it else inc
+        if not running.any():  # the remaining iterations of the budget would change nothing
+            break
+    # a contraction ends at round-off; beyond the contraction limit the increment
+    # stagnates at once at the size of the slopes (both scaled by dt**2 here)
+    f_norm = sum(np.einsum("...ij,...ij->...", a, a).reshape(ws.lay.b, -1).sum(axis=1) for a in f)
+    failed = ~(prev_inc <= eps * dt * dt * (1.0 + s * f_norm))
+    ws.finish[cur]()
+    y1 = ws.lay.views(ws.y1_row.copy())
+    return y1, iters, running, failed

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 
 import numpy as np
 
 from ..network import _value_and_grads
-from .packed import runge_kutta_stages
+from .packed import GaussWorkspace, gauss_stages, runge_kutta_stages
 
 __all__ = ["Dopri5", "Gauss", "field"]
 
@@ -233,10 +234,13 @@ class Gauss:
         else:
             raise ValueError(f"linflow: Gauss supports stages=1 or 2; got {stages}.")
         self.stages = stages
+        self._workspaces = {}  # thread id -> GaussWorkspace (NumPy only)
         self.max_iterations = int(max_iterations)
         self.budget = 24  # iterations per step; the driver adapts it at each sync
 
     def step(self, xp, y, value, f, dt, loss):
+        if isinstance(y[0], np.ndarray):
+            return self._step_packed(y, f, dt, loss)
         s = self.stages
         K = [f] * s  # initial guess: explicit Euler slopes
         prev_inc = None
@@ -274,5 +278,20 @@ class Gauss:
         failed = ~(prev_inc <= eps * (1.0 + s * sq_norm(xp, f)))
         return StepResult(
             y1, v1, f1, evaluations=s * iters + 1, iterations=iters,
+            unresolved=unresolved, failed=failed & ~unresolved,
+        )
+
+    def _step_packed(self, y, f, dt, loss):
+        """The same step on NumPy with packed stage buffers (:func:`linflow.flow.packed.gauss_stages`)."""
+        # one workspace per thread (linflow.flow.parallel runs shallow copies of a solver)
+        key = threading.get_ident()
+        ws = self._workspaces.get(key)
+        if ws is None or not ws.fits(y):
+            ws = self._workspaces[key] = GaussWorkspace(self.A, self.B, y)
+        eps = np.finfo(y[0].dtype).eps
+        y1, iters, unresolved, failed = gauss_stages(ws, y, f, dt, loss, self.budget, eps)
+        v1, f1 = field(np, y1, loss)
+        return StepResult(
+            y1, v1, f1, evaluations=self.stages * iters + 1, iterations=iters,
             unresolved=unresolved, failed=failed & ~unresolved,
         )
