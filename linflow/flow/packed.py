@@ -58,8 +58,8 @@ class Layout:
         for src, dst in zip(y, self.views(row)):
             if scale is None:
                 dst[...] = src
-            else:
-                np.multiply(src, scale[:, None, None], out=dst)
+            else:  # as (b, h*k) arrays: NumPy's inner loop then runs over whole layers
+                np.multiply(src.reshape(self.b, -1), scale[:, None], out=dst.reshape(self.b, -1))
 
     def combine(self, coeffs, rows, out=None, many=False):
         """``sum_j coeffs[..., j] * rows[j]`` for a stack of packed rows, into packed rows.
