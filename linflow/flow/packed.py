@@ -25,7 +25,7 @@ import numpy as np
 
 from ..network import _backward, _cumulative
 
-__all__ = ["Layout", "runge_kutta_stages", "GaussWorkspace", "gauss_stages"]
+__all__ = ["Layout", "RungeKuttaWorkspace", "runge_kutta_stages", "GaussWorkspace", "gauss_stages"]
 
 
 class Layout:
@@ -112,36 +112,66 @@ class Layout:
         return total
 
 
-def runge_kutta_stages(A, y, f, dt, loss):
+class RungeKuttaWorkspace:
+    """Buffers and prepared stage sums for :func:`runge_kutta_stages`, reused from step to step.
+
+    With small batches a step is mostly Python overhead, so the packed stack,
+    the stage buffer, their layer views and the prepared stage sums are built
+    once per batch shape.  A step's result never points into the workspace
+    except its dense output, which the driver uses within the same step.
+    """
+
+    def __init__(self, A, E, y):
+        lay = self.lay = Layout(y)
+        s = self.s = len(A)
+        self.Z = lay.empty(s + 1)  # rows y, dt k_1, ..., dt k_s
+        self.rows = [lay.views(r) for r in self.Z]
+        self.stage_row = lay.empty()
+        self.stage = lay.views(self.stage_row)
+        self.mix = [None] + [lay.mixer((1.0,) + tuple(A[i]), self.Z[: i + 1], self.stage_row)
+                             for i in range(1, s - 1)]
+        self.last = (1.0,) + tuple(A[s - 1])
+        self.e = lay.empty()
+        self.error = lay.mixer(E, self.Z[1:], self.e) if E is not None else None
+        self.scale = lay.empty()
+
+    def fits(self, y):
+        lay = self.lay
+        return (y[0].shape[0] == lay.b and y[0].dtype == lay.dtype
+                and [tuple(a.shape[1:]) for a in y] == lay.shapes)
+
+
+def runge_kutta_stages(ws, y, f, dt, loss):
     """Stage slopes of an explicit Runge–Kutta method on a NumPy batch.
 
-    ``A`` is the Butcher matrix as rows (row ``i`` has ``i`` entries); the last
-    stage is evaluated at ``y + dt * sum_j A[-1][j] k_j`` (FSAL methods put the
-    new solution there).  ``f`` is the field at ``y`` (the first stage).
+    ``ws`` is a :class:`RungeKuttaWorkspace` for the method's Butcher rows
+    (row ``i`` has ``i`` entries); the last stage is evaluated at
+    ``y + dt * sum_j A[-1][j] k_j`` (FSAL methods put the new solution there).
+    ``f`` is the field at ``y`` (the first stage).  Afterwards ``ws.Z`` has
+    rows ``y, dt k_1, ..., dt k_s``.
 
-    Returns ``(lay, Z, y_last, value_last, f_last)``: ``Z`` has rows
-    ``y, dt k_1, ..., dt k_s``; ``y_last`` is the packed row of the last
-    stage's input and ``f_last`` the layers of the last slope, unscaled (both
-    fresh arrays).
+    Returns ``(y_last, value_last, f_last)``: the packed row of the last
+    stage's input and the layers of the last slope, unscaled (fresh arrays).
     """
-    lay = Layout(y)
-    s = len(A)
-    Z = lay.empty(s + 1)
-    lay.pack(y, Z[0])
-    lay.pack(f, Z[1], dt)
+    lay, s, rows = ws.lay, ws.s, ws.rows
+    lay.pack(y, ws.Z[0])
+    lay.pack(f, ws.Z[1], dt)
     mdt = -dt
-    for i in range(1, s):
-        yi_row = lay.combine((1.0,) + tuple(A[i]), Z[: i + 1])
-        yi = lay.views(yi_row)
-        cum = _cumulative(np, yi)
-        value, G = loss.value_and_grad(cum[-1])
-        if i < s - 1:  # dt * (field) = -dt * grad, written straight into its row
-            _backward(np, yi, cum, G, out=lay.views(Z[i + 1]), scale=mdt)
-        else:  # the last slope is returned unscaled: it is the next step's first one
-            f_last = lay.views(lay.empty())
-            _backward(np, yi, cum, G, out=f_last, scale=-np.ones_like(dt))
-            lay.pack(f_last, Z[s], dt)
-    return lay, Z, yi_row, value, f_last
+    for i in range(1, s - 1):
+        ws.mix[i]()
+        cum = _cumulative(np, ws.stage)
+        _, G = loss.value_and_grad(cum[-1])
+        # dt * (field) = -dt * grad, written straight into its row
+        _backward(np, ws.stage, cum, G, out=rows[i + 1], scale=mdt)
+    y_last = lay.combine(ws.last, ws.Z[:s])
+    yl = lay.views(y_last)
+    cum = _cumulative(np, yl)
+    value, G = loss.value_and_grad(cum[-1])
+    # the last slope is returned unscaled: it is the next step's first one
+    f_last = lay.views(lay.empty())
+    _backward(np, yl, cum, G, out=f_last, scale=-np.ones_like(dt))
+    lay.pack(f_last, ws.Z[s], dt)
+    return y_last, value, f_last
 
 
 class GaussWorkspace:
@@ -182,10 +212,7 @@ class GaussWorkspace:
             total = part if total is None else np.add(total, part, out=total)
         return total.sum(axis=0) if self.s > 1 else total[0]
 
-    def fits(self, y):
-        lay = self.lay
-        return (y[0].shape[0] == lay.b and y[0].dtype == lay.dtype
-                and [tuple(a.shape[1:]) for a in y] == lay.shapes)
+    fits = RungeKuttaWorkspace.fits
 
 
 def gauss_stages(ws, y, f, dt, loss, budget, eps):

@@ -23,7 +23,7 @@ import threading
 import numpy as np
 
 from ..network import _value_and_grads
-from .packed import GaussWorkspace, gauss_stages, runge_kutta_stages
+from .packed import GaussWorkspace, RungeKuttaWorkspace, gauss_stages, runge_kutta_stages
 
 __all__ = ["Dopri5", "Gauss", "field"]
 
@@ -83,6 +83,17 @@ def sq_norm(xp, y):
     for a in y:
         total = total + xp.sum(xp.reshape(a * a, (a.shape[0], -1)), axis=1)
     return total
+
+
+def _workspace(solver, cls, y, *args):
+    """The solver's NumPy workspace for this batch shape, one per thread
+    (:mod:`linflow.flow.parallel` runs shallow copies of a solver in a pool)."""
+    cache = solver.__dict__.setdefault("_workspaces", {})
+    key = threading.get_ident()
+    ws = cache.get(key)
+    if ws is None or not ws.fits(y):
+        ws = cache[key] = cls(*args, y)
+    return ws
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,9 +175,11 @@ class Dopri5:
 
     def _step_packed(self, y, f, dt, loss):
         """The same step on NumPy with packed stage buffers (:mod:`linflow.flow.packed`)."""
-        lay, Z, y1_row, v1, f1 = runge_kutta_stages(self.A, y, f, dt, loss)
-        e = lay.combine(self.E, Z[1:])
-        scale = np.abs(Z[0])
+        ws = _workspace(self, RungeKuttaWorkspace, y, self.A, self.E)
+        y1_row, v1, f1 = runge_kutta_stages(ws, y, f, dt, loss)
+        lay, Z = ws.lay, ws.Z
+        ws.error()
+        e, scale = ws.e, np.abs(Z[0], out=ws.scale)
         np.maximum(scale, np.abs(y1_row, out=Z[0]), out=scale)  # Z[0] (= y) is not needed below
         scale *= self.rtol
         scale += self.atol
@@ -234,7 +247,6 @@ class Gauss:
         else:
             raise ValueError(f"linflow: Gauss supports stages=1 or 2; got {stages}.")
         self.stages = stages
-        self._workspaces = {}  # thread id -> GaussWorkspace (NumPy only)
         self.max_iterations = int(max_iterations)
         self.budget = 24  # iterations per step; the driver adapts it at each sync
 
@@ -283,11 +295,7 @@ class Gauss:
 
     def _step_packed(self, y, f, dt, loss):
         """The same step on NumPy with packed stage buffers (:func:`linflow.flow.packed.gauss_stages`)."""
-        # one workspace per thread (linflow.flow.parallel runs shallow copies of a solver)
-        key = threading.get_ident()
-        ws = self._workspaces.get(key)
-        if ws is None or not ws.fits(y):
-            ws = self._workspaces[key] = GaussWorkspace(self.A, self.B, y)
+        ws = _workspace(self, GaussWorkspace, y, self.A, self.B)
         eps = np.finfo(y[0].dtype).eps
         y1, iters, unresolved, failed = gauss_stages(ws, y, f, dt, loss, self.budget, eps)
         v1, f1 = field(np, y1, loss)
