@@ -59,7 +59,7 @@ __all__ = [
 #: Words per state entry ``N = sum_l h_{l-1} h_l`` held at once by one step of each method
 #: (state, stage slopes, stage points, error and the driver's checkpoint copy; numerics §5.3
 #: gives 5 for RK4).  ``benchmarks/run.py`` (comparison d) measures these with tracemalloc.
-STATE_WORDS = {"rk4": 5, "dopri5": 14, "midpoint": 10, "gauss2": 12}
+STATE_WORDS = {"rk4": 5, "dopri5": 18, "midpoint": 13, "gauss2": 17}  # peak state copies, measured (benchmarks (d))
 
 _FAIL = (ValueError, TypeError, ArithmeticError, RuntimeError, np.linalg.LinAlgError)
 
