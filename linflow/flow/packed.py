@@ -7,7 +7,7 @@ Dormand–Prince has 20 such terms per step.  Here the state and the scaled stag
 slopes ``dt * k_j`` live in the rows of one matrix ``Z`` (row 0 is ``y``), so a
 stage input is one small matrix product per trajectory and layer,
 ``[1, a_i1, ...] @ Z`` (:meth:`Layout.combine`): every slope is read once.  The slopes are written in place by the gradient kernel
-(:func:`linflow.network._backward` with ``out=``) with ``dt`` already applied,
+(``linflow.network._backward`` with ``out=``) with ``dt`` already applied,
 by scaling the loss gradient ``G`` (one small matrix) rather than every layer.
 
 Each row is **layer-major**: layer ``l`` of all ``b`` trajectories is one
