@@ -153,6 +153,9 @@ class Squared(Loss):
         G = W - self._data[0]
         return 0.5 * _sumsq(self.xp, G), G
 
+    def grad(self, W):
+        return W - self._data[0]
+
     def take(self, index, batch_ndim):
         Y = self._data[0]
         if Y.ndim == 2:

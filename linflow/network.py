@@ -65,10 +65,12 @@ def _backward(xp, Ws, cum, G, out=None, scale=None):
     stage slopes straight into its buffers (:mod:`linflow.flow.packed`).
     """
     L = len(Ws)
+    if scale is not None and np.ndim(scale):
+        scale = scale[:, None, None]  # one number per trajectory
     if L == 1:
         if out is None:
-            return (G,)
-        np.multiply(G, 1 if scale is None else scale[:, None, None], out=out[0])
+            return (G if scale is None else G * scale,)
+        np.multiply(G, 1 if scale is None else scale, out=out[0])
         return tuple(out)
     if isinstance(G, np.ndarray):
         return _backward_numpy(Ws, cum, G, out, scale)
@@ -89,7 +91,7 @@ def _backward_numpy(Ws, cum, G, out, scale):
     if scale is None:
         Ct[...] = G.swapaxes(-1, -2)
     else:
-        np.multiply(G.swapaxes(-1, -2), scale[:, None, None], out=Ct)
+        np.multiply(G.swapaxes(-1, -2), scale, out=Ct)
     grads = [None] * L if out is None else list(out)
     for l in range(L - 1, 0, -1):  # 0-based layer index l = L-1 .. 1
         grads[l] = np.matmul(cum[l - 1].swapaxes(-1, -2), Ct.swapaxes(-1, -2), out=grads[l])

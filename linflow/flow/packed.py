@@ -197,7 +197,9 @@ class GaussWorkspace:
         self.y1_row = lay.empty()
         self.finish = [lay.mixer((1.0,) + tuple(B), Z, self.y1_row) for Z in self.Zs]
         self.diff = lay.empty(s)
-        self.diff_blocks = [v.reshape(s, lay.b, -1) for v in lay.views(self.diff)]
+        self.segments = np.concatenate([
+            a + np.arange(lay.b) * ((b - a) // lay.b) for a, b in zip(lay.offsets, lay.offsets[1:])
+        ])
 
     def increment(self):
         """Per-trajectory squared norm of ``diff`` (all stages and layers), shape ``(b,)``.
@@ -206,11 +208,10 @@ class GaussWorkspace:
         order whatever the batch, so its iteration count does not depend on
         the other trajectories.
         """
-        total = None
-        for d in self.diff_blocks:
-            part = np.vecdot(d, d)
-            total = part if total is None else np.add(total, part, out=total)
-        return total.sum(axis=0) if self.s > 1 else total[0]
+        sq = np.square(self.diff, out=self.diff)
+        per_entry = np.sum(sq, axis=0) if self.s > 1 else sq[0]
+        # one sum per (layer, trajectory) segment of the layer-major row, then over layers
+        return np.add.reduceat(per_entry, self.segments).reshape(len(self.lay.shapes), self.lay.b).sum(axis=0)
 
     fits = RungeKuttaWorkspace.fits
 
@@ -243,8 +244,7 @@ def gauss_stages(ws, y, f, dt, loss, budget, eps):
         nxt = 1 - cur
         ws.mix[cur]()
         cum = _cumulative(np, stage)
-        _, G = loss.value_and_grad(cum[-1])
-        _backward(np, stage, cum, G, out=slopes[nxt], scale=mdt)
+        _backward(np, stage, cum, loss.grad(cum[-1]), out=slopes[nxt], scale=mdt)
         np.subtract(Zs[nxt][1:], Zs[cur][1:], out=ws.diff)
         inc = ws.increment()
         if running is None:
@@ -264,8 +264,11 @@ def gauss_stages(ws, y, f, dt, loss, budget, eps):
             break
     # a contraction ends at round-off; beyond the contraction limit the increment
     # stagnates at once at the size of the slopes (both scaled by dt**2 here)
-    f_norm = sum(np.einsum("...ij,...ij->...", a, a).reshape(ws.lay.b, -1).sum(axis=1) for a in f)
-    failed = ~(prev_inc <= eps * dt * dt * (1.0 + s * f_norm))
+    floor = eps * dt * dt
+    failed = ~(prev_inc <= floor)
+    if failed.any():  # only then is the slopes' size needed (it can only raise the floor)
+        f_norm = sum(np.vecdot(a.reshape(ws.lay.b, -1), a.reshape(ws.lay.b, -1)) for a in f)
+        failed = ~(prev_inc <= floor * (1.0 + s * f_norm))
     ws.finish[cur]()
     y1 = ws.lay.views(ws.y1_row.copy())
     return y1, iters, running, failed

@@ -22,7 +22,7 @@ import threading
 
 import numpy as np
 
-from ..network import _value_and_grads
+from ..network import _backward, _cumulative, _value_and_grads
 from .packed import GaussWorkspace, RungeKuttaWorkspace, gauss_stages, runge_kutta_stages
 
 __all__ = ["Dopri5", "Gauss", "field"]
@@ -30,6 +30,10 @@ __all__ = ["Dopri5", "Gauss", "field"]
 
 def field(xp, y, loss):
     """The gradient-flow vector field: ``(loss value, -gradients)``."""
+    if isinstance(y[0], np.ndarray):  # the sign folded into the backward sweep
+        cum = _cumulative(np, y)
+        value, G = loss.value_and_grad(cum[-1])
+        return value, _backward(np, y, cum, G, scale=-1.0)
     value, grads, _ = _value_and_grads(xp, y, loss)
     return value, tuple(-g for g in grads)
 
