@@ -43,15 +43,28 @@ def _mT(xp, A):
 
 # --- internal kernels (no validation; used by the integrators) -------------------------
 
-def _cumulative(xp, Ws):
-    """``[W_1, W_1W_2, ..., W_1...W_L]``: L-1 matmuls; the last entry is the product."""
+def _cumulative(xp, Ws, out=None):
+    """``[W_1, W_1W_2, ..., W_1...W_L]``: L-1 matmuls; the last entry is the product.
+
+    ``out`` (NumPy only): L-1 arrays that receive the products (a reused, cache-warm
+    workspace, see :mod:`linflow.flow.packed`).
+    """
     P = [Ws[0]]
-    for W in Ws[1:]:
-        P.append(P[-1] @ W)
+    for i, W in enumerate(Ws[1:]):
+        P.append(P[-1] @ W if out is None else np.matmul(P[-1], W, out=out[i]))
     return P
 
 
-def _backward(xp, Ws, cum, G, out=None, scale=None):
+def _work_shapes(dims, lead):
+    """Shapes of the buffers ``_cumulative`` and ``_backward`` use for widths ``dims``:
+    ``(products, transposed sweeps)``, each with the leading axes ``lead``."""
+    lead, L = tuple(lead), len(dims) - 1
+    cum = [lead + (dims[0], dims[k + 1]) for k in range(1, L)]
+    sweep = [lead + (dims[L], dims[0])] + [lead + (dims[l], dims[0]) for l in range(L - 1, 1, -1)]
+    return cum, sweep
+
+
+def _backward(xp, Ws, cum, G, out=None, scale=None, work=None):
     """Layer gradients from the cumulative products and G: 2(L-1) matmuls.
 
     The sweep runs on the transposes :math:`C_l^\top = S_l G^\top`, so that
@@ -62,7 +75,8 @@ def _backward(xp, Ws, cum, G, out=None, scale=None):
     ``out`` (NumPy only: a tuple of arrays shaped like the layers) receives the
     gradients in place, and ``scale`` (NumPy only: one number per trajectory)
     multiplies them; a batched Runge–Kutta step uses both to write its scaled
-    stage slopes straight into its buffers (:mod:`linflow.flow.packed`).
+    stage slopes straight into its buffers (:mod:`linflow.flow.packed`).  ``work``
+    (NumPy only) holds the sweep's intermediate arrays (shapes from ``_work_shapes``).
     """
     L = len(Ws)
     if scale is not None and np.ndim(scale):
@@ -73,7 +87,7 @@ def _backward(xp, Ws, cum, G, out=None, scale=None):
         np.multiply(G, 1 if scale is None else scale, out=out[0])
         return tuple(out)
     if isinstance(G, np.ndarray):
-        return _backward_numpy(Ws, cum, G, out, scale)
+        return _backward_numpy(Ws, cum, G, out, scale, work)
     grads = [None] * L
     Ct = _mT(xp, G)
     for l in range(L - 1, 0, -1):  # 0-based layer index l = L-1 .. 1
@@ -84,10 +98,10 @@ def _backward(xp, Ws, cum, G, out=None, scale=None):
     return tuple(grads)
 
 
-def _backward_numpy(Ws, cum, G, out, scale):
+def _backward_numpy(Ws, cum, G, out, scale, work=None):
     """:func:`_backward` on NumPy, from a C-contiguous ``G^T`` so that every product is fast."""
     L = len(Ws)
-    Ct = np.empty(G.shape[:-2] + G.shape[:-3:-1], dtype=G.dtype)
+    Ct = np.empty(G.shape[:-2] + G.shape[:-3:-1], dtype=G.dtype) if work is None else work[0]
     if scale is None:
         Ct[...] = G.swapaxes(-1, -2)
     else:
@@ -96,7 +110,7 @@ def _backward_numpy(Ws, cum, G, out, scale):
     for l in range(L - 1, 0, -1):  # 0-based layer index l = L-1 .. 1
         grads[l] = np.matmul(cum[l - 1].swapaxes(-1, -2), Ct.swapaxes(-1, -2), out=grads[l])
         if l > 1:
-            Ct = Ws[l] @ Ct
+            Ct = Ws[l] @ Ct if work is None else np.matmul(Ws[l], Ct, out=work[L - l])
     grads[0] = np.matmul(Ct.swapaxes(-1, -2), Ws[1].swapaxes(-1, -2), out=grads[0])
     return tuple(grads)
 

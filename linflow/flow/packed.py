@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from ..network import _backward, _cumulative
+from ..network import _backward, _cumulative, _work_shapes
 
 __all__ = ["Layout", "RungeKuttaWorkspace", "runge_kutta_stages", "GaussWorkspace", "gauss_stages"]
 
@@ -52,6 +52,13 @@ class Layout:
             row[..., a:b].reshape(lead + (self.b,) + s)
             for a, b, s in zip(self.offsets, self.offsets[1:], self.shapes)
         )
+
+    def work(self, lead):
+        """Fresh buffers for the gradient kernel's intermediate arrays, leading axes ``lead``."""
+        dims = [self.shapes[0][0]] + [sh[1] for sh in self.shapes]
+        cum, sweep = _work_shapes(dims, lead)
+        return ([np.empty(sh, dtype=self.dtype) for sh in cum],
+                [np.empty(sh, dtype=self.dtype) for sh in sweep])
 
     def pack(self, y, row, scale=None):
         """Write the layers ``y`` into ``row``, times the per-trajectory ``scale`` if given."""
@@ -130,6 +137,8 @@ class RungeKuttaWorkspace:
         self.stage = lay.views(self.stage_row)
         self.mix = [None] + [lay.mixer((1.0,) + tuple(A[i]), self.Z[: i + 1], self.stage_row)
                              for i in range(1, s - 1)]
+        # the gradient's intermediate arrays, reused at every stage so that they stay in cache
+        self.cum, self.sweep = lay.work((lay.b,))
         self.last = (1.0,) + tuple(A[s - 1])
         self.e = lay.empty()
         self.error = lay.mixer(E, self.Z[1:], self.e) if E is not None else None
@@ -159,10 +168,9 @@ def runge_kutta_stages(ws, y, f, dt, loss):
     mdt = -dt
     for i in range(1, s - 1):
         ws.mix[i]()
-        cum = _cumulative(np, ws.stage)
-        _, G = loss.value_and_grad(cum[-1])
-        # dt * (field) = -dt * grad, written straight into its row
-        _backward(np, ws.stage, cum, G, out=rows[i + 1], scale=mdt)
+        cum = _cumulative(np, ws.stage, out=ws.cum)
+        # dt * (field) = -dt * grad, written straight into its row (the value is not needed)
+        _backward(np, ws.stage, cum, loss.grad(cum[-1]), out=rows[i + 1], scale=mdt, work=ws.sweep)
     y_last = lay.combine(ws.last, ws.Z[:s])
     yl = lay.views(y_last)
     cum = _cumulative(np, yl)
@@ -192,6 +200,7 @@ class GaussWorkspace:
         self.first = lay.views(self.Zs[0][1:])
         stage_rows = lay.empty(s)
         self.stage = lay.views(stage_rows)
+        self.cum, self.sweep = lay.work((s, lay.b))
         C = [(1.0,) + tuple(row) for row in A]
         self.mix = [lay.mixer(C, Z, stage_rows, many=True) for Z in self.Zs]
         self.y1_row = lay.empty()
@@ -243,8 +252,8 @@ def gauss_stages(ws, y, f, dt, loss, budget, eps):
     for it in range(budget):
         nxt = 1 - cur
         ws.mix[cur]()
-        cum = _cumulative(np, stage)
-        _backward(np, stage, cum, loss.grad(cum[-1]), out=slopes[nxt], scale=mdt)
+        cum = _cumulative(np, stage, out=ws.cum)
+        _backward(np, stage, cum, loss.grad(cum[-1]), out=slopes[nxt], scale=mdt, work=ws.sweep)
         np.subtract(Zs[nxt][1:], Zs[cur][1:], out=ws.diff)
         inc = ws.increment()
         if running is None:
