@@ -272,6 +272,28 @@ def test_gauss_lands_on_save_points(rng):
 
 
 @pytest.mark.parametrize("method", ["dopri5", "gauss2"])
+def test_generic_path_gives_the_same_numbers_on_every_backend(backend, rng, method, monkeypatch):
+    """With NumPy on the generic array-API path too, the same host data give the same
+    numbers on every namespace (bitwise in practice; 1e-14 allowed)."""
+    from linflow.flow import solvers
+
+    monkeypatch.setattr(solvers, "PACKED", False)
+    Wh, Y = squared_problem(rng, (2, 3, 2), batch=(3,))
+    kw = dict(method=method, t_eval=np.linspace(0, 1, 5))
+    if backend.is64:
+        kw["rtol"] = 1e-9
+    else:
+        kw["rtol"], kw["atol"] = 1e-5, 1e-7
+    cast = (lambda a: a) if backend.is64 else (lambda a: a.astype(np.float32))
+    ref = lf.gradient_flow(tuple(cast(W) for W in Wh), lf.losses.Squared(cast(Y)), 1.0, **kw)
+    traj = lf.gradient_flow(backend.weights(Wh), lf.losses.Squared(backend.asarray(Y)), 1.0, **kw)
+    for a, b in [(traj.loss, ref.loss), (traj.product, ref.product)] + list(zip(traj.weights, ref.weights)):
+        np.testing.assert_allclose(host(a), np.asarray(b, dtype=np.float64), rtol=1e-14 if backend.is64 else 1e-6,
+                                   atol=0)
+    assert np.array_equal(traj.stats["steps"], ref.stats["steps"])
+
+
+@pytest.mark.parametrize("method", ["dopri5", "gauss2"])
 def test_backends_agree_and_keep_device(backend, rng, method):
     Wh, Y = squared_problem(rng, (2, 3, 2), batch=(3,))
     kw = dict(method=method, t_eval=np.linspace(0, 1, 5), diagnostics=("imbalance", "sigma_min"))
