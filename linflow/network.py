@@ -73,13 +73,13 @@ def _backward(xp, Ws, cum, G, out=None, scale=None, work=None):
     Suffixes are never formed.
 
     ``out`` (NumPy only: a tuple of arrays shaped like the layers) receives the
-    gradients in place, and ``scale`` (NumPy only: one number per trajectory)
-    multiplies them; a batched Runge–Kutta step uses both to write its scaled
+    gradients in place, and ``scale`` (a number, or one per trajectory) multiplies
+    them; a batched Runge–Kutta step uses both to write its scaled
     stage slopes straight into its buffers (:mod:`linflow.flow.packed`).  ``work``
     (NumPy only) holds the sweep's intermediate arrays (shapes from ``_work_shapes``).
     """
     L = len(Ws)
-    if scale is not None and np.ndim(scale):
+    if scale is not None and getattr(scale, "ndim", 0):
         scale = scale[:, None, None]  # one number per trajectory
     if L == 1:
         if out is None:
@@ -88,10 +88,12 @@ def _backward(xp, Ws, cum, G, out=None, scale=None, work=None):
         return tuple(out)
     if isinstance(G, np.ndarray):
         return _backward_numpy(Ws, cum, G, out, scale, work)
+    if scale is not None:
+        G = G * scale
     grads = [None] * L
     Ct = _mT(xp, G)
     for l in range(L - 1, 0, -1):  # 0-based layer index l = L-1 .. 1
-        grads[l] = _mT(xp, cum[l - 1]) @ G if l == L - 1 else _mT(xp, cum[l - 1]) @ _mT(xp, Ct)
+        grads[l] = _mT(xp, cum[l - 1]) @ _mT(xp, Ct)
         if l > 1:
             Ct = Ws[l] @ Ct
     grads[0] = _mT(xp, Ct) @ _mT(xp, Ws[1])

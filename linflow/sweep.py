@@ -57,9 +57,10 @@ __all__ = [
 ]
 
 #: Words per state entry ``N = sum_l h_{l-1} h_l`` held at once by one step of each method
-#: (state, stage slopes, stage points, error and the driver's checkpoint copy; numerics §5.3
-#: gives 5 for RK4).  ``benchmarks/run.py`` (comparison d) measures these with tracemalloc.
-STATE_WORDS = {"rk4": 5, "dopri5": 18, "midpoint": 13, "gauss2": 17}  # peak state copies, measured (benchmarks (d))
+#: (state, stage slopes, stage points, error, the NumPy workspaces and the driver's checkpoint
+#: copy; numerics §5.3 gives 5 for RK4).  ``benchmarks/run.py`` (comparison d) measures these
+#: with tracemalloc; the values are fitted to its measurements.
+STATE_WORDS = {"rk4": 5, "dopri5": 18, "midpoint": 13, "gauss2": 17}
 
 _FAIL = (ValueError, TypeError, ArithmeticError, RuntimeError, np.linalg.LinAlgError)
 

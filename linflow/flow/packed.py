@@ -6,16 +6,20 @@ layer, ``y + dt * sum_j a_ij k_j``, costs two passes over the state per term;
 Dormand–Prince has 20 such terms per step.  Here the state and the scaled stage
 slopes ``dt * k_j`` live in the rows of one matrix ``Z`` (row 0 is ``y``), so a
 stage input is one small matrix product per trajectory and layer,
-``[1, a_i1, ...] @ Z`` (:meth:`Layout.combine`): every slope is read once.  The slopes are written in place by the gradient kernel
+``[1, a_i1, ...] @ Z`` (:meth:`Layout.combine`): every slope is read once.
+The slopes are written in place by the gradient kernel
 (``linflow.network._backward`` with ``out=``) with ``dt`` already applied,
 by scaling the loss gradient ``G`` (one small matrix) rather than every layer.
+The Gauss–Legendre methods use the same rows for their fixed-point iteration,
+with all stages in one gradient evaluation (:func:`gauss_stages`).
 
 Each row is **layer-major**: layer ``l`` of all ``b`` trajectories is one
 contiguous block of shape ``(b, h_{l-1}, h_l)``, so the layer views passed to
 ``matmul`` are contiguous, and a slice of rows of one layer is a view too.
 
 The arithmetic is the same as the generic path's up to the order of the
-floating-point sums (tests/test_integrators.py compares both).
+floating-point sums (``tests/test_packed.py`` compares both, and checks that a
+trajectory's result does not depend on the rest of its batch).
 """
 from __future__ import annotations
 
