@@ -13,6 +13,14 @@ One command, about 3-5 minutes on one GPU with CuPy installed (no internet neede
    against the same integrator on 2 CPU cores (a child process pinned to 2 cores, with
    ``OPENBLAS_NUM_THREADS=2`` and ``LINFLOW_THREADS=2``), timed on a subsample and scaled per
    trajectory.  Target: >= 20x.
+4. **Sweep** (``lf.sweep.run``) of many seeded initializations on the GPU, with one point
+   that ``build`` rejects: the batch size comes from the free GPU memory, the bad point is
+   recorded as failed and every other row is kept, and the first rows match the same sweep
+   on NumPy.
+5. **Long horizon and memory on the GPU**: gauss2 and midpoint against fixed-step RK4 (same step,
+   same kernel) on a batch, in float64 and float32: drift of the imbalances and wall time per unit
+   time; then the GPU memory each method holds per trajectory (CuPy's memory pool) against the
+   cost model ``lf.sweep.bytes_per_trajectory`` that sizes sweep batches.
 
 It prints a table and writes ``<out>/gpu-<card>.json``.  Without CuPy or without a GPU it says
 so and exits with status 2, having written nothing.  ``--emulate`` runs the same code with
@@ -36,6 +44,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
 
 TARGET_SPEEDUP = 20.0
 THROUGHPUT = dict(B=10_000, n=64, L=4, T=1.0, rtol=1e-6, atol=1e-9)
@@ -289,6 +298,121 @@ def throughput(dev, quick, log):
     return {"cpu": {k: v for k, v in cpu.items() if k != "final_loss"}, "rows": rows}
 
 
+# --- 4. a sweep on the GPU ------------------------------------------------------------------------
+
+def sweep_check(dev, quick, log):
+    import linflow as lf
+
+    n, L, T = 10, 3, 5.0
+    N = 512 if dev.emulate else (2000 if quick else 20_000)
+    k = 32  # rows compared with NumPy
+    Y = problem(1, n, L, seed=3)[1]
+
+    def build(p):
+        if p["seed"] < 0:
+            raise ValueError(f"seed must be >= 0, got {p['seed']}")
+        rng = np.random.default_rng(p["seed"])
+        Ws = tuple(rng.normal(0.0, 1.0 / math.sqrt(n), (n, n)) for _ in range(L))
+        return tuple(lf.asarray(W) for W in Ws), lf.losses.Squared(lf.asarray(Y))
+
+    points = list(lf.sweep.grid(seed=range(N))) + [{"seed": -1}]
+    with lf.set_backend(dev.backend):
+        dims = [n] * (L + 1)
+        batch = lf.sweep.batch_size(dims, xp=lf.namespace(lf.asarray(Y)), n_saves=2)
+        t0 = time.perf_counter()
+        rows = lf.sweep.run(points, build, t_end=T, t_eval=[0.0, T], progress=False)
+        secs = time.perf_counter() - t0
+    with lf.set_backend("numpy"):
+        ref = lf.sweep.run(points[:k], build, t_end=T, t_eval=[0.0, T], progress=False)
+    ok = [r for r in rows if r["ok"]]
+    failed = [r for r in rows if not r["ok"]]
+    diff = max(abs(a["loss_final"] - b["loss_final"]) / abs(b["loss_final"]) for a, b in zip(rows[:k], ref))
+    res = {"points": len(points), "ok": len(ok), "failed": len(failed),
+           "failed_error": failed[0]["error"] if failed else None, "batch_size": batch,
+           "seconds": secs, "points_per_second": len(points) / secs,
+           "max_rel_diff_vs_numpy": diff,
+           "passed": bool(len(ok) == N and len(failed) == 1 and failed[0]["seed"] == -1 and diff <= 1e-9)}
+    log(f"  {len(points)} points (n={n}, L={L}, T={T:g}) in {secs:.1f} s ({res['points_per_second']:,.0f}/s), "
+        f"batch size {batch:,} from free memory; ok {len(ok)}, failed {len(failed)} "
+        f"({res['failed_error']}); first {k} vs numpy {diff:.1e} -> {'ok' if res['passed'] else 'FAIL'}")
+    return res
+
+
+# --- 5. long horizon and memory on the GPU --------------------------------------------------------
+
+def structure(dev, quick, log):
+    import linflow as lf
+    from linflow import sweep
+    from run import drift, rk4
+
+    B, n, L = 256, 10, 3
+    # T = 10 took over 200 s on an H200 (gauss2 runs its whole fixed-point budget every step
+    # there, ~60 ms per step at this size), so the GPU run uses a short horizon: the ratios and
+    # the per-step drift do not depend on T, and run.py measures T = 100 on the CPU.
+    T = 0.5 if quick else 2.0
+    Ws_h, Y_h = problem(B, n, L, seed=1)
+    lam = float(np.max(lf.lambda_max_bound(Ws_h)))
+    h = T / math.ceil(T * 4 * lam)  # the engine's default Gauss step 0.25 / lambda_max, landing on T
+    rows = []
+    for dtype_name in ("float64", "float32"):
+        dtype = getattr(np, dtype_name) if dev.emulate else getattr(dev.cp, dtype_name)
+        with lf.set_backend(dev.backend, dtype=dtype):
+            Ws = tuple(lf.asarray(W) for W in Ws_h)
+            loss = lf.losses.Squared(lf.asarray(Y_h))
+
+            def run_method(method, t):
+                if method == "rk4":
+                    return rk4(Ws, loss, t, h)[0]
+                return lf.gradient_flow(Ws, loss, t, method=method, dt=h, save=("loss",), t_eval=[0.0, t],
+                                        progress=False).weights
+
+            base = None
+            for method in ("rk4", "gauss2", "midpoint"):
+                run_method(method, 2 * h)  # compile the kernels
+                dev.sync()
+                t0 = time.perf_counter()
+                Wf = run_method(method, T)
+                dev.sync()
+                secs = time.perf_counter() - t0
+                base = secs if method == "rk4" else base
+                row = {"dtype": dtype_name, "method": method, "B": B, "n": n, "L": L, "T": T, "h": h,
+                       "seconds_per_unit_time": secs / T, "cost_vs_rk4": secs / base,
+                       "drift": drift(Ws_h, tuple(lf.to_numpy(W) for W in Wf))}
+                rows.append(row)
+                log(f"  {dtype_name} {method:>8}: {secs / T * 1e3:8.1f} ms per unit time (x{row['cost_vs_rk4']:.1f} "
+                    f"RK4), drift of D_l over T={T:g}: {row['drift']:.1e}")
+        dev.free_pool()
+    mem = []
+    if dev.cp is None:
+        log("  memory: needs CuPy's memory pool (skipped when emulating)")
+        return {"long_horizon": rows, "memory": mem}
+    pool = dev.cp.get_default_memory_pool()
+    Bm, nm, Lm = 1000, 32, 4
+    Ws_h, Y_h = problem(Bm, nm, Lm, seed=3)
+    with lf.set_backend("cupy"):
+        Ws = tuple(lf.asarray(W) for W in Ws_h)
+        loss = lf.losses.Squared(lf.asarray(Y_h))
+        h = 0.25 / float(np.max(lf.lambda_max_bound(Ws_h)))
+        for method in ("rk4", "dopri5", "midpoint", "gauss2"):
+            dev.sync()
+            pool.free_all_blocks()
+            before = pool.total_bytes()
+            if method == "rk4":
+                rk4(Ws, loss, 2 * h, h)
+            else:
+                lf.gradient_flow(Ws, loss, 2 * h, method=method, dt=h, save=("loss",), t_eval=[0.0, 2 * h],
+                                 progress=False)
+            dev.sync()
+            per = (pool.total_bytes() - before) / Bm  # the pool keeps every block it handed out
+            model = sweep.bytes_per_trajectory([nm] * (Lm + 1), method=method if method != "rk4" else "rk4",
+                                               n_saves=2)
+            mem.append({"method": method, "B": Bm, "n": nm, "L": Lm, "bytes_per_trajectory": per,
+                        "model_bytes": model, "measured_over_model": per / model})
+            log(f"  memory n={nm} L={Lm} {method:>8}: {per / 2**20:6.2f} MiB per trajectory on the GPU, "
+                f"model {model / 2**20:6.2f} MiB (x{per / model:.2f})")
+    return {"long_horizon": rows, "memory": mem}
+
+
 # --- driver -----------------------------------------------------------------------------------
 
 def main(argv=None):
@@ -296,6 +420,8 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     ap.add_argument("--emulate", action="store_true", help="NumPy stands in for CuPy (checks the script only)")
+    ap.add_argument("--only", nargs="+", default=None, metavar="SECTION",
+                    help="run only these sections: agreement gflops throughput sweep structure")
     ap.add_argument("--cpu-baseline", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.cpu_baseline is not None:
@@ -321,10 +447,16 @@ def main(argv=None):
     t_all = time.perf_counter()
     for key, fn, title in (("agreement", agreement, "1. CuPy vs NumPy on the same seeds"),
                            ("gflops", gflops, "2. gradient GFLOP/s"),
-                           ("throughput", throughput, "3. throughput vs 2 CPU cores")):
+                           ("throughput", throughput, "3. throughput vs 2 CPU cores"),
+                           ("sweep", sweep_check, "4. a sweep of seeded initializations"),
+                           ("structure", structure, "5. long horizon and memory on the GPU")):
+        if args.only and key not in args.only:
+            continue
         log(title)
+        t_sec = time.perf_counter()
         try:
             res[key] = fn(dev, args.quick, log)
+            res.setdefault("section_seconds", {})[key] = time.perf_counter() - t_sec
         except Exception as exc:  # keep the other sections' results
             res["errors"][key] = f"{type(exc).__name__}: {exc}"
             log(f"  FAILED: {res['errors'][key]}")
@@ -339,12 +471,23 @@ def main(argv=None):
     for r in res.get("throughput", {}).get("rows", []):
         log(f"| speedup vs 2 CPU cores, B={r['B']}, n={r['n']}, L={r['L']} | {r['dtype']} | {r['speedup']:.1f}x "
             f"| >= {r['target']:g}x | {'' if r['meets_target'] is None else 'yes' if r['meets_target'] else 'NO'} |")
+    sw = res.get("sweep")
+    if sw:
+        log(f"| sweep: {sw['ok']} ok + {sw['failed']} rejected of {sw['points']}, vs numpy | float64 "
+            f"| {sw['max_rel_diff_vs_numpy']:.2e} | 1e-09 | {'yes' if sw['passed'] else 'NO'} |")
+    for r in res.get("structure", {}).get("long_horizon", []):
+        if r["method"] != "rk4":
+            log(f"| {r['method']} drift over T={r['T']:g} (cost x{r['cost_vs_rk4']:.1f} RK4) | {r['dtype']} "
+                f"| {r['drift']:.2e} | {'1e-12' if r['dtype'] == 'float64' else ''} | "
+                f"{('yes' if r['drift'] <= 1e-12 else 'NO') if r['dtype'] == 'float64' else ''} |")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"gpu-{dev.card}.json")
     with open(path, "w") as fh:
         json.dump(res, fh, indent=1, default=float)
     log(f"\nwrote {path} ({res['seconds']:.0f} s)")
     failed = [r for r in res.get("agreement", []) if r["ok"] is False]
+    if sw and not sw["passed"]:
+        failed.append(sw)
     return 1 if (failed or res["errors"]) else 0
 
 

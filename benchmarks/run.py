@@ -275,9 +275,13 @@ def bench_a(quick, log, budget=None):
 # --- (b) long horizon: invariants and cost ----------------------------------------------
 
 def rk4(Ws, loss, T, h):
-    """Plain fixed-step RK4 on the batch, with the engine's gradient kernel (the cost baseline)."""
+    """Plain fixed-step RK4 on the batch, with the engine's gradient kernel (the cost baseline).
+
+    Runs on the weights' own namespace (``benchmarks/gpu.py`` uses it on CuPy)."""
+    xp = lf.namespace(*Ws)
+
     def f(y):
-        _, g, _ = _value_and_grads(xnp, y, loss)
+        _, g, _ = _value_and_grads(xp, y, loss)
         return tuple(-a for a in g)
 
     y = tuple(Ws)
