@@ -198,12 +198,42 @@ def asarray(x, *, like=None, dtype=None):
         b = get_backend()
         xp, device = b.xp, b.device
         dtype = b.dtype if dtype is None else dtype
+    return _put(x, xp, device, dtype)
+
+
+def _put(x, xp, device, dtype):
     if array_api_compat.is_cupy_namespace(xp) and isinstance(x, np.ndarray):
         import cupy
 
         with cupy.cuda.Device(device.id if device is not None else None):
             return cupy.asarray(x, dtype=dtype)
     return xp.asarray(x, dtype=dtype, device=device)
+
+
+def resolve(backend) -> Backend:
+    """A :class:`Backend` from a name (``"numpy"``, ``"cupy"``, ``"array_api_strict"``) or a Backend.
+
+    Raises :class:`BackendError` for CuPy without a GPU, ``ValueError`` for an unknown name.
+    """
+    if isinstance(backend, Backend):
+        return backend
+    if not isinstance(backend, str):
+        raise TypeError(
+            f"linflow: backend must be a name ('numpy', 'cupy', 'array_api_strict') or a "
+            f"linflow Backend (e.g. lf.get_backend()); got {type(backend).__name__}."
+        )
+    return _load(backend)
+
+
+def mover(backend):
+    """``move(a)``: a host copy of ``a`` placed on ``backend`` once, floating data in its dtype."""
+    b = resolve(backend)
+
+    def move(a):
+        a = to_numpy(a)
+        return _put(a, b.xp, b.device, b.dtype if a.dtype.kind == "f" else None)
+
+    return move
 
 
 def to_numpy(x):

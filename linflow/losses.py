@@ -96,6 +96,24 @@ class Loss:
         """The loss restricted to trajectories ``index`` of a flattened batch (engine use)."""
         return self
 
+    def _moved(self, move):
+        """The same loss with every host array moved by ``move`` (engine use: a sweep builds
+        on the host and moves each batch once).  Arrays shared between attributes stay shared."""
+        memo = {}
+
+        def mv(a):
+            if isinstance(a, np.ndarray):
+                if id(a) not in memo:
+                    memo[id(a)] = move(a)
+                return memo[id(a)]
+            return a
+
+        new = object.__new__(type(self))
+        new.__dict__.update({k: tuple(mv(a) for a in v) if k == "_data" else mv(v)
+                             for k, v in self.__dict__.items()})
+        new.xp = namespace(*new._data)
+        return new
+
     def flatten_batch(self, batch_shape):
         """The loss with its data batch reshaped to one axis (engine use)."""
         return self

@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-from .backend import namespace, to_numpy
+from .backend import mover, namespace, resolve, to_numpy
 from .flow import DivergenceError, Status, gradient_flow
 
 __all__ = [
@@ -373,6 +373,7 @@ def run(
     progress=None,
     retry_failed=False,
     tag=None,
+    backend=None,
     **flow_kwargs,
 ):
     r"""Run :func:`linflow.gradient_flow` for every point, batched; return a tidy table of rows.
@@ -413,6 +414,15 @@ def run(
         Re-run points whose saved row failed (default: keep them as they are).
     tag : str, optional
         Extra text in the resume key (change it to invalidate saved rows).
+    backend : str or Backend, optional
+        Where the batches run (``"cupy"``, ``"numpy"``, ``"array_api_strict"`` or a
+        :class:`~linflow.backend.Backend`).  ``build`` then returns host NumPy arrays: they
+        are stacked on the host and each batch is moved to the backend **once**, floating
+        data in the backend's dtype, and the batch size comes from that backend's free
+        memory.  This is the fast way to sweep on a GPU: building every point on the
+        device costs a transfer per array and a check per point.  ``None`` (default): the
+        batches run where ``build``'s arrays live.  A backend that cannot be used (CuPy
+        without a GPU) raises :class:`~linflow.BackendError` before anything runs.
     **flow_kwargs
         Passed on to :func:`linflow.gradient_flow` (``method``, ``rtol``, ``atol``,
         ``dt``, ``t_eval``, ``loss_tol``, ``save``, ``diagnostics``, ``max_steps``).
@@ -443,6 +453,8 @@ def run(
             raise TypeError(f"linflow: sweep.run manages {bad!r} itself; do not pass it.")
     if t_end is not None:
         t_end = float(t_end)
+    target = None if backend is None else resolve(backend)
+    move = None if target is None else mover(target)
     settings = {"t_end": t_end, "flow": {k: _plain(v) for k, v in sorted(flow_kwargs.items())}, "tag": tag}
     keys = [point_key(p, settings) for p in points]
     saved = {}
@@ -469,7 +481,7 @@ def run(
             xp = members[0][4]
             kw = dict(flow_kwargs)
             kw.update(members[0][3])
-            rows = _run_batch(xp, members, points, keys, t_end, kw, measure, measure_batch)
+            rows = _run_batch(xp, members, points, keys, t_end, kw, measure, measure_batch, move)
             for (i, *_), row in zip(members, rows):
                 results[i] = row
             _append(path, rows)
@@ -480,6 +492,8 @@ def run(
             p = points[i]
             try:
                 Ws, loss, kw = _unpack(build(dict(p)))
+                if target is not None:  # stacked on the host, moved once per batch
+                    Ws = tuple(to_numpy(W) for W in Ws)
                 xp = namespace(*Ws)
                 sig = (
                     tuple(tuple(W.shape) for W in Ws), str(Ws[0].dtype),
@@ -499,9 +513,9 @@ def run(
                 dims = [Ws[0].shape[0]] + [W.shape[1] for W in Ws]
                 bsize = batch_size(
                     dims, memory=memory, max_batch=max_batch if t_end is not None else (max_batch or 4096),
-                    xp=xp,
+                    xp=xp if target is None else target.xp, device=None if target is None else target.device,
                     method=method if isinstance(method, str) and method in STATE_WORDS else "dopri5",
-                    dtype=str(Ws[0].dtype), n_saves=_n_saves(full),
+                    dtype=str(Ws[0].dtype if target is None else target.dtype), n_saves=_n_saves(full),
                     save_product="product" in tuple(full.get("save", ("loss", "product"))),
                 )
                 groups[sig] = (bsize, [])
@@ -554,12 +568,18 @@ def _stack_loss(xp, losses, lcache):
     return type(first)(xp.stack([l.Y for l in losses], axis=0))
 
 
-def _run_batch(xp, chunk, points, keys, t_end, kw, measure, measure_batch):
-    """Run one batch; if the batch as a whole fails, fall back to one point at a time."""
+def _run_batch(xp, chunk, points, keys, t_end, kw, measure, measure_batch, move=None):
+    """Run one batch; if the batch as a whole fails, fall back to one point at a time.
+
+    With ``move``, the batch is stacked on the host and moved to the backend once."""
     idx = [c[0] for c in chunk]
     try:
         Ws0 = tuple(xp.stack([c[1][l] for c in chunk], axis=0) for l in range(len(chunk[0][1])))
         loss = _stack_loss(xp, [c[2] for c in chunk], {})
+        if move is not None:
+            Ws0 = tuple(move(W) for W in Ws0)
+            loss = loss._moved(move)
+            xp = namespace(*Ws0)
         t0 = time.perf_counter()
         traj = None
         if t_end is not None:
@@ -569,14 +589,14 @@ def _run_batch(xp, chunk, points, keys, t_end, kw, measure, measure_batch):
         if len(chunk) == 1:
             raise
         half = len(chunk) // 2
-        return (_run_batch(xp, chunk[:half], points, keys, t_end, kw, measure, measure_batch)
-                + _run_batch(xp, chunk[half:], points, keys, t_end, kw, measure, measure_batch))
+        return (_run_batch(xp, chunk[:half], points, keys, t_end, kw, measure, measure_batch, move)
+                + _run_batch(xp, chunk[half:], points, keys, t_end, kw, measure, measure_batch, move))
     except _FAIL + (DivergenceError,) as exc:
         if len(chunk) == 1:
             return [_failed_row(points[idx[0]], keys[idx[0]], exc)]
         rows = []
         for c in chunk:  # isolate the point(s) that break the batch
-            rows += _run_batch(xp, [c], points, keys, t_end, kw, measure, measure_batch)
+            rows += _run_batch(xp, [c], points, keys, t_end, kw, measure, measure_batch, move)
         return rows
     return _rows(xp, chunk, points, keys, Ws0, loss, traj, seconds, measure, measure_batch)
 

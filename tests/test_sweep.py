@@ -250,3 +250,74 @@ def test_out_of_memory_halves_the_batch(monkeypatch):
     assert all(r["ok"] for r in rows) and sizes[0] == 6 and max(sizes[1:]) <= 3
     alone = sweep.run(pts, build, t_end=0.3, max_batch=1)
     assert [r["loss_final"] for r in rows] == pytest.approx([r["loss_final"] for r in alone], rel=1e-12)
+
+
+def _strict_device(name):
+    import array_api_strict as xs
+
+    return next(d for d in xs.__array_namespace_info__().devices() if str(d).find(name) >= 0)
+
+
+@pytest.mark.parametrize("where", ["array_api_strict", "device1"])
+def test_backend_option_moves_each_batch_once(where):
+    """backend=...: host-built points run on another backend, one move per batch, same numbers."""
+    import array_api_strict as xs
+
+    target = "array_api_strict"  # a name, or a Backend (here: array_api_strict on its device1)
+    if where == "device1":
+        with lf.set_backend("array_api_strict", device=_strict_device("device1")) as target:
+            pass
+
+    seen = []
+
+    def regression(p):  # a loss with derived arrays (minimizer) as well as data
+        rng = np.random.default_rng(p["seed"])
+        X = rng.normal(size=(6, 2))
+        Ws, _ = build(p)
+        return Ws, lf.losses.Regression(X, X @ Y)
+
+    def mb(Ws0, loss, traj):
+        seen.append((type(Ws0[0]).__module__, str(Ws0[0].device), type(loss.minimizer).__module__,
+                     Ws0[0].shape[0]))
+        assert traj.weights[0].__class__ is Ws0[0].__class__  # the flow ran there too
+        return {"lambda_min": lf.lambda_min(Ws0)}
+
+    pts = sweep.grid(seed=range(5))
+    # one shared target: batches of 3 and 2; a different X per point: one batch per point
+    for b, batches in ((build, [3, 2]), (regression, [1] * 5)):
+        seen.clear()
+        here = sweep.run(pts, b, t_end=1.0, measure_batch=lambda W, l, t: {"lambda_min": lf.lambda_min(W)})
+        there = sweep.run(pts, b, t_end=1.0, measure_batch=mb, backend=target, max_batch=3)
+        assert [s[3] for s in seen] == batches
+        for module, device, loss_module, _ in seen:
+            assert module.startswith("array_api_strict") and loss_module.startswith("array_api_strict")
+            assert ("device1" in device) == (where == "device1")
+        for a, c in zip(here, there):
+            assert a["key"] == c["key"] and c["ok"]
+            assert c["steps"] == a["steps"]
+            assert c["loss_final"] == pytest.approx(a["loss_final"], rel=1e-12)
+            assert c["lambda_min"] == pytest.approx(a["lambda_min"], rel=1e-12)
+    assert lf.get_backend().name == "numpy" and xs is not None
+
+
+def test_backend_option_errors_before_running():
+    calls = []
+
+    def counting(p):
+        calls.append(p)
+        return build(p)
+
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        sweep.run(sweep.grid(seed=range(2)), counting, t_end=1.0, backend="tpu")
+    with pytest.raises(TypeError, match="backend must be a name"):
+        sweep.run(sweep.grid(seed=range(2)), counting, t_end=1.0, backend=3)
+    try:
+        import cupy
+
+        gpu = cupy.is_available()
+    except Exception:
+        gpu = False
+    if not gpu:
+        with pytest.raises(lf.BackendError, match="cupy"):
+            sweep.run(sweep.grid(seed=range(2)), counting, t_end=1.0, backend="cupy")
+    assert calls == []
