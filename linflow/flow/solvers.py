@@ -20,6 +20,7 @@ import dataclasses
 import math
 import threading
 
+import array_api_compat
 import numpy as np
 
 from ..network import _backward, _cumulative, _value_and_grads
@@ -38,8 +39,9 @@ def field(xp, y, loss):
         cum = _cumulative(np, y)
         value, G = loss.value_and_grad(cum[-1])
         return value, _backward(np, y, cum, G, scale=-1.0)
-    value, grads, _ = _value_and_grads(xp, y, loss)
-    return value, tuple(-g for g in grads)
+    cum = _cumulative(xp, y)
+    value, G = loss.value_and_grad(cum[-1])
+    return value, _backward(xp, y, cum, G, scale=-1.0)
 
 
 def bcast(s, a):
@@ -261,20 +263,40 @@ class Gauss:
     def step(self, xp, y, value, f, dt, loss):
         if PACKED and isinstance(y[0], np.ndarray):
             return self._step_packed(y, f, dt, loss)
+        # The stages are one more leading axis: K_l has shape (s, B, ...), and one gradient
+        # evaluation serves all stages (on a GPU, each iteration is then a few dozen kernel
+        # launches whatever s is).  Stage sums are elementwise products summed over the stage
+        # axis, so a trajectory's numbers do not depend on the batch.
         s = self.stages
-        K = [f] * s  # initial guess: explicit Euler slopes
+        dtype, dev = y[0].dtype, array_api_compat.device(y[0])
+        if s == 1:
+            A, b = self.A[0][0], self.B[0]
+        else:  # shaped to broadcast over the stage axis of (s, B, ...) and of (B, ...) per stage
+            A = xp.reshape(xp.asarray(self.A, dtype=dtype, device=dev), (s, s) + (1,) * y[0].ndim)
+            b = xp.reshape(xp.asarray(self.B, dtype=dtype, device=dev), (s,) + (1,) * y[0].ndim)
+
+        def stage_sum(coef, Kl, axis):
+            if s == 1:  # implicit midpoint: one coefficient, no sum
+                return coef * (Kl if axis else Kl[0, ...])
+            return xp.sum(coef * Kl, axis=axis)
+
+        def points(K):  # Y_il = y_l + dt * sum_j A_ij K_jl, for all stages at once
+            return tuple(yl + bcast(dt, yl) * stage_sum(A, Kl, 1) for yl, Kl in zip(y, K))
+
+        def increment(newK, K):  # sum over stages and layers of ||newK - K||^2, per trajectory
+            total = 0
+            for a, c in zip(newK, K):
+                d = xp.reshape(a - c, (s, a.shape[1], -1))
+                total = total + xp.vecdot(d, d)
+            return total[0, ...] if s == 1 else xp.sum(total, axis=0)
+
+        K = tuple(xp.stack([fl] * s, axis=0) for fl in f)  # initial guess: explicit Euler slopes
         prev_inc = None
         running = None
         iters = None
-        v1 = None
         for it in range(self.budget):
-            newK = []
-            for i in range(s):
-                yi = combine(y, K, self.A[i], dt)
-                newK.append(field(xp, yi, loss)[1])
-            inc = 0
-            for i in range(s):
-                inc = inc + sq_norm(xp, tuple(a - b for a, b in zip(newK[i], K[i])))
+            newK = field(xp, points(K), loss)[1]
+            inc = increment(newK, K)
             if running is None:
                 running = inc > 0
                 iters = xp.ones_like(inc)
@@ -282,15 +304,12 @@ class Gauss:
             else:
                 # keep iterating while the increment still decreases
                 go = running & (inc < prev_inc)
-                K = [
-                    tuple(xp.where(bcast(go, a), a, b) for a, b in zip(newK[i], K[i]))
-                    for i in range(s)
-                ]
+                K = tuple(xp.where(go[(...,) + (None,) * (a.ndim - 2)], a, c) for a, c in zip(newK, K))
                 iters = iters + xp.astype(go, iters.dtype)
                 running = go & (inc > 0)
             prev_inc = xp.where(running, inc, prev_inc) if it else inc
         unresolved = running  # still decreasing when the budget ran out
-        y1 = combine(y, K, self.B, dt)
+        y1 = tuple(yl + bcast(dt, yl) * stage_sum(b, Kl, 0) for yl, Kl in zip(y, K))
         v1, f1 = field(xp, y1, loss)
         # A contraction ends at round-off; a step beyond the contraction limit
         # stagnates at once with an increment of the size of the slopes.
