@@ -579,7 +579,6 @@ def _run_batch(xp, chunk, points, keys, t_end, kw, measure, measure_batch, move=
         if move is not None:
             Ws0 = tuple(move(W) for W in Ws0)
             loss = loss._moved(move)
-            xp = namespace(*Ws0)
         t0 = time.perf_counter()
         traj = None
         if t_end is not None:
@@ -598,7 +597,7 @@ def _run_batch(xp, chunk, points, keys, t_end, kw, measure, measure_batch, move=
         for c in chunk:  # isolate the point(s) that break the batch
             rows += _run_batch(xp, [c], points, keys, t_end, kw, measure, measure_batch, move)
         return rows
-    return _rows(xp, chunk, points, keys, Ws0, loss, traj, seconds, measure, measure_batch)
+    return _rows(namespace(*Ws0), chunk, points, keys, Ws0, loss, traj, seconds, measure, measure_batch)
 
 
 def _rows(xp, chunk, points, keys, Ws0, loss, traj, seconds, measure, measure_batch):

@@ -234,7 +234,8 @@ def test_progress_bar_runs(capsys):
     assert "sweep" in capsys.readouterr().err
 
 
-def test_out_of_memory_halves_the_batch(monkeypatch):
+@pytest.mark.parametrize("backend", [None, "array_api_strict"])
+def test_out_of_memory_halves_the_batch(monkeypatch, backend):
     real = sweep.gradient_flow
     sizes = []
 
@@ -246,7 +247,7 @@ def test_out_of_memory_halves_the_batch(monkeypatch):
 
     monkeypatch.setattr(sweep, "gradient_flow", picky)
     pts = sweep.grid(seed=range(6))
-    rows = sweep.run(pts, build, t_end=0.3, max_batch=6)
+    rows = sweep.run(pts, build, t_end=0.3, max_batch=6, backend=backend)
     assert all(r["ok"] for r in rows) and sizes[0] == 6 and max(sizes[1:]) <= 3
     alone = sweep.run(pts, build, t_end=0.3, max_batch=1)
     assert [r["loss_final"] for r in rows] == pytest.approx([r["loss_final"] for r in alone], rel=1e-12)
