@@ -266,9 +266,10 @@ def bench_a(quick, log, budget=None):
         chunks.append({"chunk": cb, "microseconds_per_trajectory_step": secs / st * 1e6})
         log(f"  chunk {cb:>4}: {secs / st * 1e6:.1f} us per trajectory-step")
 
-    # where the time goes (cProfile of one batched call)
-    # (one thread: cProfile sees only the thread that calls it, and the engine may use a pool)
-    Ws = tuple(W[:chunk] for W in Ws_all)
+    # where the time goes (cProfile of one batched call of 1000 networks)
+    # (one thread: cProfile sees only the thread that calls it, so the batch must not be split;
+    # with LINFLOW_THREADS=1 a batch below parallel.CHUNK_BYTES of state runs in this thread)
+    Ws = tuple(W[:1000] for W in Ws_all)
     old = os.environ.get("LINFLOW_THREADS")
     os.environ["LINFLOW_THREADS"] = "1"
     prof = cProfile.Profile()
