@@ -97,12 +97,14 @@ class Loss:
         return self
 
     def _moved(self, move):
-        """The same loss with every host array moved by ``move`` (engine use: a sweep builds
-        on the host and moves each batch once).  Arrays shared between attributes stay shared."""
+        """The same loss with every array moved by ``move`` (engine use: a sweep builds on the
+        host and moves each batch once).  Arrays shared between attributes stay shared."""
+        import array_api_compat
+
         memo = {}
 
         def mv(a):
-            if isinstance(a, np.ndarray):
+            if array_api_compat.is_array_api_obj(a):
                 if id(a) not in memo:
                     memo[id(a)] = move(a)
                 return memo[id(a)]

@@ -322,3 +322,23 @@ def test_backend_option_errors_before_running():
         with pytest.raises(lf.BackendError, match="cupy"):
             sweep.run(sweep.grid(seed=range(2)), counting, t_end=1.0, backend="cupy")
     assert calls == []
+
+
+def test_backend_option_takes_points_built_anywhere():
+    """backend=: a point built on another backend (weights and loss) is brought over too."""
+    import array_api_strict as xs
+
+    def on_strict(p):
+        Ws, _ = build(p)
+        X = np.random.default_rng(p["seed"]).normal(size=(6, 2))
+        return tuple(xs.asarray(W) for W in Ws), lf.losses.Regression(xs.asarray(X), xs.asarray(X @ Y))
+
+    def on_numpy(p):
+        Ws, loss = on_strict(p)
+        return tuple(lf.to_numpy(W) for W in Ws), lf.losses.Regression(lf.to_numpy(loss.X), lf.to_numpy(loss.Y))
+
+    pts = sweep.grid(seed=range(3))
+    moved = sweep.run(pts, on_strict, t_end=0.5, backend="numpy")
+    plain = sweep.run(pts, on_numpy, t_end=0.5)
+    assert all(r["ok"] for r in moved), [r["error"] for r in moved]
+    assert [r["loss_final"] for r in moved] == pytest.approx([r["loss_final"] for r in plain], rel=1e-13)
