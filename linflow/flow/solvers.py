@@ -23,7 +23,7 @@ import threading
 import array_api_compat
 import numpy as np
 
-from ..network import _backward, _cumulative, _value_and_grads
+from ..network import _backward, _cumulative
 from .packed import GaussWorkspace, RungeKuttaWorkspace, gauss_stages, runge_kutta_stages
 
 __all__ = ["Dopri5", "Gauss", "field"]
