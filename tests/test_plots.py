@@ -75,3 +75,19 @@ def test_plotters_accept_a_trajectory():
 def test_labels_optional(bad):
     ax = lf.plots.loss_curves(np.arange(3.0), np.ones(3), bad)
     assert ax.get_legend() is None
+
+
+def test_a_row_of_panels_becomes_a_column_no_wider_than_a_phone_allows():
+    # at 100 dpi and MAX_WIDTH inches, the figure is shrunk to a ~360 px phone column by at
+    # most 360 / (100 * MAX_WIDTH); an 11 pt tick label must stay >= 9 px there
+    fig, axes = lf.plots.figure(3, size=(14.5, 4.0))
+    assert len(axes) == 3
+    boxes = [ax.get_position() for ax in axes]
+    assert all(abs(b.x0 - boxes[0].x0) < 0.05 for b in boxes)      # one column
+    assert boxes[0].y0 > boxes[1].y0 > boxes[2].y0                  # in the given order
+    w, h = fig.get_size_inches()
+    assert w <= lf.plots.MAX_WIDTH + 1e-9 and h > w
+    tick_pt = float(lf.plots.RC["xtick.labelsize"])
+    assert tick_pt * 100 / 72 * 360 / (100 * w) >= 9.0
+    fig, ax = lf.plots.figure(size=(9.0, 4.0))                     # one wide panel: scaled
+    assert tuple(fig.get_size_inches()) == pytest.approx((lf.plots.MAX_WIDTH, 4.0 * lf.plots.MAX_WIDTH / 9.0))

@@ -7,12 +7,13 @@ r"""Presentation: the course's one figure style and its generic plotters.
 'log'
 """
 from ._plotters import drift, gap, imbalance_drift, loss_curves, spectrum, spectrum_over_time
-from ._style import COLORS, RC, LinflowFigure, color, figure, style, to_png
+from ._style import COLORS, MAX_WIDTH, RC, LinflowFigure, color, figure, style, to_png
 
 __all__ = [
     "COLORS",
     "RC",
     "LinflowFigure",
+    "MAX_WIDTH",
     "color",
     "drift",
     "figure",

@@ -28,6 +28,7 @@ __all__ = [
     "COLORS",
     "RC",
     "LinflowFigure",
+    "MAX_WIDTH",
     "figure",
     "color",
     "style",
@@ -45,10 +46,12 @@ RC = {
     "savefig.facecolor": "white",
     "figure.dpi": 100,
     "savefig.dpi": 100,
-    "font.size": 10,
-    "axes.titlesize": 11,
-    "axes.labelsize": 10,
-    "legend.fontsize": 9,
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 11,
+    "ytick.labelsize": 11,
+    "legend.fontsize": 10,
     "legend.frameon": False,
     "axes.grid": True,
     "grid.alpha": 0.3,
@@ -60,7 +63,12 @@ RC = {
 }
 
 #: default size of one panel, inches
-PANEL = (4.6, 3.3)
+PANEL = (5.2, 3.6)
+
+#: widest figure, inches.  The site shows a figure at its natural width (100 dpi) or
+#: shrunk to the text column: about 360 px on a 390 px phone.  At 5.6 in (560 px) and the
+#: 11 pt ticks of :data:`RC` a tick label is still about 10 px tall there.
+MAX_WIDTH = 5.6
 
 
 def color(i):
@@ -93,26 +101,49 @@ class LinflowFigure(Figure):
         return None
 
 
+def _layout(ncols, nrows, size):
+    """Grid and size that stay readable on a phone: a row of panels becomes a column.
+
+    ``size`` is what the caller asked for (the whole row); each panel keeps its share of
+    it, and the figure is then scaled down, keeping its aspect, to :data:`MAX_WIDTH`.
+    """
+    if size is None:
+        size = (PANEL[0] * ncols, PANEL[1] * nrows)
+    w, h = float(size[0]), float(size[1])
+    if nrows == 1 and ncols > 1:
+        w, h, nrows, ncols = w / ncols, h * ncols, ncols, 1
+    if w > MAX_WIDTH:
+        w, h = MAX_WIDTH, h * MAX_WIDTH / w
+    return ncols, nrows, (w, h)
+
+
 def figure(ncols=1, nrows=1, *, size=None, sharex=False, sharey=False, layout="constrained"):
     """A new styled figure and its axes (a single axes when ``ncols = nrows = 1``).
+
+    With the default (constrained) layout a single row of panels is laid out as a column
+    (the axes are returned in the same order), and no figure is wider than
+    :data:`MAX_WIDTH`, so that tick labels stay legible on a phone.  ``"fixed"`` keeps the
+    grid and size as given (the explorers' frames).
 
     Parameters
     ----------
     ncols, nrows : int
-        Grid of panels.
+        Grid of panels (``ncols`` panels in one row are stacked).
     size : (float, float), optional
-        Figure size in inches; default ``PANEL`` per panel.
+        Figure size in inches for the grid as asked; default ``PANEL`` per panel.
     sharex, sharey : bool
         Passed to :meth:`matplotlib.figure.Figure.subplots`.
     layout : {"constrained", "fixed"}
         ``"fixed"`` uses fixed margins (no layout engine: several times faster, used for
-        the precomputed frames of the explorers).
+        the precomputed frames of the explorers) and keeps the grid as given.
 
     Returns
     -------
     (LinflowFigure, axes)
     """
-    if size is None:
+    if layout == "constrained":
+        ncols, nrows, size = _layout(ncols, nrows, size)
+    elif size is None:
         size = (PANEL[0] * ncols, PANEL[1] * nrows)
     with style():
         fig = LinflowFigure(figsize=size, layout="constrained" if layout == "constrained" else "none")

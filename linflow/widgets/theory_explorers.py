@@ -6,9 +6,10 @@ and ``*_draw(data, fig)`` (the picture, in the style of :mod:`linflow.plots`).  
 turns them into a live ipywidgets face and a kernel-free HTML slider face.  The compute
 functions are plain functions, tested without a browser in ``tests/test_theory_explorers.py``.
 
-The other helpers only run flows and post-process them (fit a slope, collect numbers into a
-table); every theory quantity comes from :mod:`linflow.bounds`, :mod:`linflow.init` and
-:mod:`linflow.closed_form`.
+The other helpers only draw and format (a loss plot with bound curves, a Markdown table,
+the panels and table of Figure 1) or post-process a run (fit a slope): the chapters make
+the flows and the theory calls (:mod:`linflow.bounds`, :mod:`linflow.init`,
+:mod:`linflow.closed_form`) themselves, in plain sight.
 """
 from __future__ import annotations
 
@@ -19,14 +20,12 @@ import numpy as np
 __all__ = [
     "asymptotic_rate",
     "plot_loss_and_bounds",
-    "imbalance_sweep",
     "two_layer_compute",
     "two_layer_draw",
     "two_layer_explorer",
     "three_layer_compute",
     "three_layer_draw",
     "three_layer_explorer",
-    "depth_sweep",
     "depth_compute",
     "depth_draw",
     "depth_explorer",
@@ -145,48 +144,6 @@ def markdown_table(header, rows):
 
 
 # ---------------------------------------------------------------------------- two layers
-def _stack(nets):
-    """Stack a list of networks (tuples of arrays) into one batch along a new leading axis."""
-    lf = _lf()
-    xp = lf.namespace(*nets[0])
-    return tuple(xp.stack([Ws[l] for Ws in nets], axis=0) for l in range(len(nets[0])))
-
-
-def imbalance_sweep(lams, Y, *, scale=0.3, t_end=12.0, seed=2, n_save=241):
-    r"""Asymptotic loss rates of :math:`\lambda`-balanced two-layer flows, with predictions.
-
-    For each ``lam``: weights ``lf.init.lambda_balanced((n, n, m), lam)``, the flow on
-    :math:`\tfrac12\|W - Y\|_F^2` (all runs in one batch), its fitted asymptotic rate,
-    Tarmoun's rate (``lf.bounds.tarmoun``), and the global rates :math:`\gamma\alpha_2`
-    (``lf.bounds.two_layer``) and :math:`\gamma\underline\Delta` (``lf.bounds.spread_gap``),
-    all as rates of the loss (times :math:`\gamma = 2`).
-
-    Returns
-    -------
-    dict
-        ``lam``, ``measured``, ``tarmoun``, ``theorem1``, ``gap``: arrays like ``lams``.
-    """
-    lf = _lf()
-    Yh = np.asarray(Y, dtype=float)
-    n, m = Yh.shape
-    Y = lf.asarray(Yh)
-    loss = lf.losses.Squared(Y)
-    lams = [float(v) for v in lams]
-    Ws = _stack([lf.init.lambda_balanced((n, n, m), lam, seed=seed, scale=scale) for lam in lams])
-    t_eval = np.linspace(0.0, t_end, n_save)
-    traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t_eval, rtol=1e-10, atol=1e-14,
-                            save=("loss",), loss_tol=1e-18)
-    losses = _host(traj.loss)
-    return {
-        "lam": np.asarray(lams),
-        "measured": np.asarray([asymptotic_rate(traj.t, losses[:, i], lo=1e-17, hi=1e-11)
-                                for i in range(len(lams))]),
-        "tarmoun": loss.gamma * _host(lf.bounds.tarmoun(Ws, Y)),
-        "theorem1": loss.gamma * _host(lf.bounds.two_layer(Ws, loss)),
-        "gap": loss.gamma * _host(lf.bounds.spread_gap(Ws)[2]),
-    }
-
-
 def two_layer_compute(lam=1.0, *, Y=((2.0, 0.0), (0.0, 0.5)), scale=0.3, t_end=6.0, seed=2):
     r"""Loss of a :math:`\lambda`-balanced two-layer flow and its Theorem 1 bounds."""
     lf = _lf()
@@ -292,35 +249,6 @@ def _depth_weights(L, eps, n=2, width=2, seed=0):
     lf = _lf()
     dims = (int(n),) + (int(width),) * (int(L) - 1) + (int(n),)
     return lf.init.unimodal(dims, int(L), [float(eps)] * (int(L) - 1), seed=seed)
-
-
-def depth_sweep(depths, *, eps=0.4, n=2, width=2, t_end=4.0, seed=0, target=1.0):
-    r"""Flows of unimodal networks with :math:`D_l = \epsilon I` (:math:`l^* = L`) for several depths.
-
-    Returns
-    -------
-    dict
-        ``depth``, ``lambda_min`` (exact, at t = 0), ``theorem3`` (``lf.bounds.unimodal``),
-        ``yun`` (``lf.bounds.yun``), and lists ``t``, ``loss`` of the flows on
-        :math:`\tfrac12\|W - \mathrm{target}\cdot I\|_F^2`.
-    """
-    lf = _lf()
-    loss = lf.losses.Squared(lf.asarray(float(target) * np.eye(int(n))))
-    out = {k: [] for k in ("depth", "lambda_min", "theorem3", "yun", "t", "loss")}
-    t = np.linspace(0.0, t_end, 81)
-    for L in depths:
-        Ws = _depth_weights(L, eps, n, width, seed)
-        traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",), rtol=1e-7,
-                                atol=1e-12, loss_tol=1e-13, throw=False)
-        out["depth"].append(int(L))
-        out["lambda_min"].append(_f(lf.lambda_min(Ws)))
-        out["theorem3"].append(_f(lf.bounds.unimodal(Ws)))
-        out["yun"].append(_f(lf.bounds.yun(Ws)))
-        out["t"].append(_host(traj.t))
-        out["loss"].append(_host(traj.loss))
-    for k in ("depth", "lambda_min", "theorem3", "yun"):
-        out[k] = np.asarray(out[k])
-    return out
 
 
 def depth_compute(L=4, eps=0.4, *, n=2, t_end=3.0, seed=0):
@@ -448,64 +376,8 @@ def lemma3_explorer(ns=(1, 2, 3), ms=(1, 2, 3)):
                     caption="The printed pairing fails only when n ≠ m.")
 
 
-# ---------------------------------------------------------------------- rate comparison
-def _try(fn, *args, **kw):
-    """``fn(*args)`` as a float, or None when its hypothesis does not hold (HypothesisError)."""
-    from ..bounds._common import HypothesisError
-
-    try:
-        return _f(fn(*args, **kw))
-    except HypothesisError:
-        return None
-
-
-def rate_comparison(cases, *, n_save=121):
-    r"""This paper's bound and prior work's, on the same trajectories.
-
-    Parameters
-    ----------
-    cases : list of dict
-        Each with ``name``, ``Ws`` (initial weights), ``loss`` (a linflow loss) and ``t_end``.
-
-    Returns
-    -------
-    list of dict
-        Per case: ``name``, ``min_lambda`` (:math:`\min_t\lambda_{\min}(\mathcal T(t))` along
-        the flow), ``measured`` (asymptotic loss rate divided by :math:`\gamma`), ``ours``
-        (Theorem 1, Corollary 1 or Corollary 2, whichever applies), ``arora``
-        (``lf.bounds.arora`` at the initial weights), ``yun``, ``min2021``, ``tarmoun``;
-        None where a result's hypothesis fails.
-    """
-    lf = _lf()
-    rows = []
-    for case in cases:
-        Ws, loss, t_end = case["Ws"], case["loss"], float(case["t_end"])
-        t = np.linspace(0.0, t_end, n_save)
-        traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",),
-                                diagnostics=("lambda_min",), rtol=1e-10, atol=1e-14)
-        L = len(Ws)
-        if L == 2:
-            ours = _try(lf.bounds.two_layer, Ws, loss)
-        elif L == 3 and lf.bounds.unimodal_index(Ws) is None:
-            ours = _try(lf.bounds.delta_star, Ws)
-        else:
-            ours = _try(lf.bounds.corollary2, Ws, loss)
-        Y = getattr(loss, "minimizer", None)
-        rows.append({
-            "name": case["name"],
-            "min_lambda": float(np.nanmin(_host(traj.diagnostics["lambda_min"]))),
-            "measured": asymptotic_rate(traj.t, _host(traj.loss) - float(loss.f_star)) / loss.gamma,
-            "ours": ours,
-            "arora": _try(lf.bounds.arora, Ws),
-            "yun": _try(lf.bounds.yun, Ws),
-            "min2021": _try(lf.bounds.min2021, Ws) if L == 2 else None,
-            "tarmoun": _try(lf.bounds.tarmoun, Ws, Y) if (L == 2 and Y is not None) else None,
-        })
-    return rows
-
-
 # ------------------------------------------------------------------------------ Figure 1
-#: What Figure 1 of the paper shows, read off the figure (theory.md §6): box medians (and
+#: What Figure 1 of the paper shows, read off the figure (chapter *Three layers*): box medians (and
 #: quartiles) of the left panel, legend values of the middle and right panels, the measured
 #: slopes of the solid right-panel curves, and the Delta implied by its dashed lines.
 PAPER_FIGURE1 = {
@@ -562,24 +434,8 @@ def figure1_panels(left, middle, right):
             ax.set_yscale("log")
             ax.set(xlabel=r"iteration $k$ (at $\eta=5\times10^{-6}$)", ylabel="squared $\\ell_2$ loss",
                    title=name)
-            ax.legend(loc="lower left", fontsize=7)
+            ax.legend(loc="lower left", fontsize=9)
     return fig
-
-
-def figure1_draws(panel, widths=None, n_samples=8, seed=100):
-    """Median Delta* over ``n_samples`` Fan_out draws for each width pair of a GD panel.
-
-    Uses :func:`linflow.figure1.left` with the panel's dimensions; the legend values of the
-    paper come from single draws, so this says how typical they are.
-    """
-    from .. import figure1
-
-    n = 1 if panel == "middle" else 5
-    out = []
-    for h1, h2 in (widths or figure1.WIDTHS):
-        d = figure1.left(n_samples=n_samples, seed=seed, dims=(n, h1, h2, 1), schemes=("fan_out",))
-        out.append(float(np.median(d["fan_out"])))
-    return out
 
 
 def figure1_rows(left, middle, right, medians=None):
@@ -629,78 +485,6 @@ def figure1_summary(left, middle, right):
     return "; ".join(parts)
 
 
-# --------------------------------------------------------------------------- case studies
-def first_time_below(t, curve, level):
-    """First time at which ``curve`` is at or below ``level`` (``nan`` if never)."""
-    t = _host(t).ravel()
-    y = _host(curve).ravel()
-    hit = np.flatnonzero(np.isfinite(y) & (y <= level))
-    return float(t[hit[0]]) if hit.size else float("nan")
-
-
-def scalar_depth_times(depths, *, w0=0.8, delta=0.0, y=1.0, level=1e-6, t_end=400.0):
-    r"""Deep scalar networks: time for the loss to reach ``level``, and what (19) guarantees.
-
-    Start: :math:`w_l(0)^2 = w_0^2 + (L - l)\,\delta` (balanced for ``delta = 0``; unimodal
-    with :math:`\tilde d_{(i)} = (L-i)\delta` otherwise), loss :math:`\tfrac12(y - \prod_lw_l)^2`.
-
-    Returns
-    -------
-    dict
-        ``depth``, ``time`` (flow, from ``lf.gradient_flow``), ``bound_time`` (when the
-        Corollary 2 curve of ``lf.bounds.corollary2`` reaches ``level``), ``alpha``.
-    """
-    lf = _lf()
-    out = {k: [] for k in ("depth", "time", "bound_time", "alpha")}
-    loss = lf.losses.Squared(lf.asarray(np.full((1, 1), float(y))))
-    for L in depths:
-        ws = np.sqrt(w0 ** 2 + delta * np.arange(L - 1, -1, -1, dtype=float))
-        Ws = lf.init.scalar(ws)
-        t = np.linspace(0.0, t_end, 4001)
-        traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",), rtol=1e-8,
-                                atol=1e-12, loss_tol=level, throw=False)
-        alpha = _f(lf.bounds.corollary2(Ws, loss))
-        tb = np.geomspace(1e-3, 1e12, 6001)
-        bound = lf.bounds.loss_curve(tb, _f(traj.loss[0]), alpha, loss.gamma)
-        out["depth"].append(int(L))
-        out["time"].append(float(_host(traj.t_final)) if bool(np.all(traj.ok)) else float("nan"))
-        out["bound_time"].append(first_time_below(tb, bound, level))
-        out["alpha"].append(alpha)
-    return {k: np.asarray(v) for k, v in out.items()}
-
-
-def laziness(widths, *, n=2, m=1, seed=0, t_end=3.0):
-    r"""NTK-style three-layer networks: how much :math:`\lambda_{\min}(\mathcal T)` moves along the flow.
-
-    Weights :math:`\mathcal N(0,1)` (``lf.init.gaussian(..., "ntk")``), loss
-    :math:`\tfrac12\|Y - cW\|_F^2` with :math:`c = 1/\sqrt{mh_1h_2}` (``lf.losses.Regression``
-    with :math:`X = cI`), target ``Y`` of ones.
-
-    Returns
-    -------
-    list of dict
-        Per width: ``h``, ``rel_change`` (:math:`\max_t|\lambda(t)-\lambda(0)|/\lambda(0)`),
-        ``ratio`` (:math:`\Delta^*/\lambda_{\min}(0)`), ``rate`` (measured loss rate),
-        ``bound_rate`` (:math:`\gamma\Delta^*`, with :math:`\gamma = 2c^2` from the loss).
-    """
-    lf = _lf()
-    rows = []
-    for h in widths:
-        c = 1.0 / math.sqrt(m * h * h)
-        loss = lf.losses.Regression(lf.asarray(c * np.eye(n)), lf.asarray(np.ones((n, m))))
-        Ws = lf.init.gaussian((n, int(h), int(h), m), scheme="ntk", seed=seed)
-        t = np.linspace(0.0, t_end, 61)
-        traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",),
-                                diagnostics=("lambda_min",), rtol=1e-8, atol=1e-12)
-        lam = _host(traj.diagnostics["lambda_min"])
-        ds = _f(lf.bounds.delta_star(Ws))
-        rows.append({"h": int(h), "rel_change": float(np.max(np.abs(lam - lam[0])) / lam[0]),
-                     "ratio": ds / float(lam[0]),
-                     "rate": asymptotic_rate(traj.t, _host(traj.loss) - float(loss.f_star), lo=1e-14, hi=1e-4),
-                     "bound_rate": float(loss.gamma) * ds})
-    return rows
-
-
 # ------------------------------------------------------------------------- open problems
 def relu_balance_probe(*, n=3, h=8, N=30, eta=1e-3, steps=3000, seed=0):
     r"""A one-hidden-layer **ReLU** network trained by small-step GD: which imbalance survives?
@@ -745,13 +529,3 @@ def relu_balance_probe(*, n=3, h=8, N=30, eta=1e-3, steps=3000, seed=0):
     return {"k": np.asarray(ks), "diag_drift": np.asarray(dd), "offdiag_drift": np.asarray(od),
             "loss": np.asarray(ls)}
 
-
-def teleport(Ws, s):
-    r"""Move two-layer weights along the rescaling symmetry: :math:`(W_1 s, W_2/s)`.
-
-    The product, hence the loss, is unchanged; the imbalance :math:`D = s^2W_1^\top W_1 -
-    s^{-2}W_2W_2^\top` and :math:`\lambda_{\min}(\mathcal T)` change (Zhao et al. 2022,
-    "symmetry teleportation").
-    """
-    W1, W2 = Ws
-    return (W1 * float(s), W2 / float(s))
