@@ -28,6 +28,13 @@ __all__ = [
 TARGET = np.diag([3.0, 2.0, 1.0])
 
 
+def _stacked(fig):
+    """Two panels in one column, so that a frame stays legible on a phone."""
+    ax1, ax2 = fig.subplots(2, 1)
+    fig.subplots_adjust(hspace=0.55)  # room for the x labels of the upper panel
+    return ax1, ax2
+
+
 def _host(x):
     return np.asarray(to_numpy(x), dtype=float)
 
@@ -59,7 +66,7 @@ def depth_compute(depth=2, scale=0.2, t_end=12.0, seed=0):
 
 def depth_plot(data, fig):
     """Loss gaps (log axis) and the singular values of the product, for :func:`depth_compute` data."""
-    ax1, ax2 = fig.subplots(1, 2)
+    ax1, ax2 = _stacked(fig)
     L = data["depth"]
     plots.loss_curves(data["t"], [data["ref_gap"], data["deep_gap"]],
                       ["$L=1$: $f(W)$", f"$L={L}$: $f(W_1\\cdots W_{L})$"], ax=ax1,
@@ -83,7 +90,7 @@ def depth_explorer():
          Slider("scale", (0.05, 0.2, 0.8), "init. scale", default=0.2, fmt="{:g}")],
         title="Depth and initialization scale",
         caption="Small scales and large depths give long plateaus; L = 1 is plain gradient flow on f.",
-        size=(9.0, 3.4),
+        size=(5.6, 6.4),
     )
 
 
@@ -122,7 +129,7 @@ def pl_explorer():
          Slider("distance", (0.3, 3.0), "start distance", default=0.3, fmt="{:g}")],
         title="Gradient dominance (A1) for linear regression",
         caption="The dashed line is the guaranteed rate; the loss decays at least that fast.",
-        size=(6.4, 3.6),
+        size=(5.6, 3.4),
     )
 
 
@@ -149,7 +156,7 @@ def preconditioner_compute(depth=2, scale=0.5, t_end=6.0, seed=0):
 
 def preconditioner_plot(data, fig):
     """Loss gap with the eq. 7 bound, and :math:`\\lambda_{\\min}(\\mathcal T(t))`, for :func:`preconditioner_compute` data."""
-    ax1, ax2 = fig.subplots(1, 2)
+    ax1, ax2 = _stacked(fig)
     plots.loss_curves(data["t"], [data["gap"]], [f"$L={data['depth']}$"], bounds=[data["bound"]],
                       bound_labels=[r"$e^{-\gamma\alpha t}$, $\alpha=\min_t\lambda_{\min}$"], ax=ax1,
                       title=f"loss, init. scale {data['scale']:g}")
@@ -169,7 +176,7 @@ def preconditioner_explorer():
          Slider("scale", (0.1, 0.5, 1.0), "init. scale", default=0.5, fmt="{:g}")],
         title="The preconditioner sets the rate",
         caption="Where λmin(T) is small the loss stalls; the dashed bound uses its minimum along the run.",
-        size=(9.0, 3.4),
+        size=(5.6, 6.4),
     )
 
 
@@ -196,7 +203,7 @@ def imbalance_compute(step=0.02, t_end=6.0, scale=0.7, seed=0):
 
 def imbalance_plot(data, fig):
     """Loss gaps and imbalance drifts of GD and GF (log axes), for :func:`imbalance_compute` data."""
-    ax1, ax2 = fig.subplots(1, 2)
+    ax1, ax2 = _stacked(fig)
     lab = [f"GD, $\\eta={data['step']:g}$", "GF (dopri5)"]
     plots.loss_curves(data["t"], [data["gd_gap"], data["gf_gap"]], lab, ax=ax1,
                       xlabel=r"time $t=k\eta$", title="loss")
@@ -211,7 +218,7 @@ def imbalance_explorer():
         [Slider("step", (0.01, 0.02, 0.04, 0.08), "GD step η", default=0.02, fmt="{:g}")],
         title="Imbalance: conserved by the flow, drifting under descent",
         caption="Halve η and watch the drift of GD drop; the flow's stays at round-off.",
-        size=(9.0, 3.4),
+        size=(5.6, 6.4),
     )
 
 
@@ -248,5 +255,5 @@ def width_explorer():
          Slider("scheme", ("fan_in", "fan_out", "ntk"), "scheme", default="fan_out")],
         title="Delta* of random three-layer networks (n = 5, m = 1)",
         caption="Narrow networks often get no guarantee (Delta* = 0); wide ones always do.",
-        size=(7.0, 3.2),
+        size=(5.6, 3.2),
     )

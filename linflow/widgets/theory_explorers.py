@@ -39,6 +39,10 @@ __all__ = [
 ]
 
 
+#: size of a one-panel explorer frame, inches (at 80 dpi, ~450 px: legible on a phone)
+FRAME = (5.6, 3.4)
+
+
 def _lf():
     import linflow
 
@@ -56,10 +60,13 @@ def _f(x):
 
 
 def _axes(fig, ncols=1):
+    """``ncols`` panels, stacked in one column (a frame must stay legible on a phone)."""
     from ..plots import style
 
     with style():
-        axs = fig.subplots(1, ncols, squeeze=False)[0]
+        axs = fig.subplots(ncols, 1, squeeze=False)[:, 0]
+    if ncols > 1:
+        fig.subplots_adjust(hspace=0.55)  # room for the x labels of the upper panel
     return list(axs) if ncols > 1 else axs[0]
 
 
@@ -190,7 +197,8 @@ def two_layer_explorer(lams=(0.0, 1.0, 2.0, 4.0)):
                     [Slider("lam", tuple(float(v) for v in lams), label="imbalance λ",
                             default=float(lams[1]), fmt="{:.2g}")],
                     title="Two layers: imbalance and the Theorem 1 bound",
-                    caption="A larger imbalance gives a larger guaranteed and actual rate.")
+                    caption="A larger imbalance gives a larger guaranteed and actual rate.",
+                    size=FRAME)
 
 
 # -------------------------------------------------------------------------- three layers
@@ -241,7 +249,7 @@ def three_layer_explorer(hs=(4, 32), ns=(1, 5)):
                      Slider("n", tuple(int(v) for v in ns), label="input dimension n", default=int(ns[0]))],
                     title="Three layers: Δ* against the flow (Fan_out init, m = 1)",
                     caption="Δ* is a uniform lower bound on λ_min along the flow; it is tight for n = 1.",
-                    size=(9.0, 3.4))
+                    size=(FRAME[0], 2 * FRAME[1] - 0.4))
 
 
 # -------------------------------------------------------------------------------- depth
@@ -282,7 +290,8 @@ def depth_explorer(Ls=(2, 4, 6), epss=(0.3, 0.6)):
                      Slider("eps", tuple(float(v) for v in epss), label="imbalance ε",
                             default=float(epss[0]), fmt="{:.2g}")],
                     title="Depth: the super-exponential guarantee ε^(L-1) (L-1)!",
-                    caption="Gradient flow from unimodal weights with D_l = εI (l* = L).")
+                    caption="Gradient flow from unimodal weights with D_l = εI (l* = L).",
+                    size=FRAME)
 
 
 # ------------------------------------------------------------------------ classification
@@ -330,7 +339,8 @@ def classification_explorer(stds=(0.5, 1.0, 2.0)):
                     [Slider("std", tuple(float(v) for v in stds), label="init std",
                             default=float(stds[1]), fmt="{:.2g}")],
                     title="Classification: the O(1/t) rate of Theorem 4",
-                    caption="Larger weights give a larger imbalance gap and a faster guaranteed rate.")
+                    caption="Larger weights give a larger imbalance gap and a faster guaranteed rate.",
+                    size=FRAME)
 
 
 # ------------------------------------------------------------------------------- errata
@@ -373,7 +383,8 @@ def lemma3_explorer(ns=(1, 2, 3), ms=(1, 2, 3)):
                     [Slider("n", tuple(int(v) for v in ns), label="n", default=int(ns[2])),
                      Slider("m", tuple(int(v) for v in ms), label="m", default=int(ms[0]))],
                     title="Erratum E2: the pairing in Lemma 3",
-                    caption="The printed pairing fails only when n ≠ m.")
+                    caption="The printed pairing fails only when n ≠ m.",
+                    size=FRAME)
 
 
 # ------------------------------------------------------------------------------ Figure 1
