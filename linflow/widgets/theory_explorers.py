@@ -452,7 +452,8 @@ def figure1_panels(left, middle, right):
 def figure1_rows(left, middle, right, medians=None):
     """Numbers of our Figure 1 next to the paper's: a list of table rows (see :func:`figure1_table`).
 
-    ``medians``: optional dict panel -> list of median Delta* per width (:func:`figure1_draws`).
+    ``medians``: optional dict panel -> list of median Delta* per width (from Fan_out draws
+    of :func:`linflow.figure1.left`, as in the chapter *Three layers*).
     """
     P = PAPER_FIGURE1
     medians = medians or {}
