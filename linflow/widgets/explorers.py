@@ -30,9 +30,16 @@ TARGET = np.diag([3.0, 2.0, 1.0])
 
 def _stacked(fig):
     """Two panels in one column, so that a frame stays legible on a phone."""
-    ax1, ax2 = fig.subplots(2, 1)
+    with plots.style():  # tick sizes are fixed when the axes are made
+        ax1, ax2 = fig.subplots(2, 1)
     fig.subplots_adjust(hspace=0.55)  # room for the x labels of the upper panel
     return ax1, ax2
+
+
+def _single(fig):
+    """One styled panel."""
+    with plots.style():
+        return fig.subplots()
 
 
 def _host(x):
@@ -114,7 +121,7 @@ def pl_compute(kappa=10.0, distance=1.0, t_end=3.0, seed=0):
 
 def pl_plot(data, fig):
     """The loss gap and its A1 bound (log axis), for :func:`pl_compute` data."""
-    ax = fig.subplots()
+    ax = _single(fig)
     plots.loss_curves(data["t"], [data["gap"]], [r"$f(W(t))-f^*$"], bounds=[data["bound"]],
                       bound_labels=[rf"A1 bound $e^{{-\gamma t}}$, $\gamma={data['gamma']:.3g}$"], ax=ax,
                       ylabel=r"$f(W(t))-f^*$",
@@ -236,7 +243,7 @@ def width_compute(width=12, scheme="fan_out", n_samples=100):
 
 def width_plot(data, fig, tol=1e-10):
     """Histogram of the positive :math:`\\Delta^*` samples, with the fraction that is positive."""
-    ax = fig.subplots()
+    ax = _single(fig)
     d = data["delta_star"]
     positive = d[d > tol]
     if positive.size:
