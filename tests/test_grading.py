@@ -9,7 +9,11 @@ runs actual notebooks with every public and hidden test (no Docker, no mocks).
 * a submission that raises is graded, reported with its exception, and the table is
   written; one that kills its kernel is reported too;
 * an empty file, a notebook without cells, an unanswered notebook and a missing notebook are
-  all reported, with 0 points.
+  all reported, with 0 points;
+* gamed submissions fail: zeroed weights (the hidden tests rebuild the problem data
+  themselves), answers copied from what the public tests compare them with (gd_vs_flow's
+  prediction, drift and order), and a call to ``lf.bounds`` where the assignment forbids it;
+* the student notebooks start with an install cell (the published wheel and otter-grader).
 """
 from __future__ import annotations
 
@@ -94,6 +98,30 @@ def _grade_all(built, folder):
     _write(subs / "empty" / "three_layers.ipynb", nocells)
     _write(subs / "empty" / "deep_unimodal.ipynb", (dirs["deep_unimodal"] / "student" / "deep_unimodal.ipynb").read_text())
     _write(subs / "empty" / "gd_vs_flow.ipynb", "{ this is not json")
+    # gamed: zeroed weights right after the set-up cell (every answer is then consistent
+    # with the zeroed data, which fooled hidden tests that trusted the student's Ws)
+    _write(subs / "zeroed" / "two_layer_rates.ipynb",
+           _edit(_key(dirs, "two_layer_rates"), "Ws = (W1, W2)",
+                 lambda s: s + "\nW1, W2 = 0 * W1, 0 * W2\nWs = (W1, W2)\n"))
+    _write(subs / "zeroed" / "three_layers.ipynb",
+           _edit(_key(dirs, "three_layers"), "W1, W2, W3 =",
+                 lambda s: s + "\nW1, W2, W3 = 0 * W1, 0 * W2, 0 * W3\nWs = (W1, W2, W3)\n"))
+    # gamed: gd_vs_flow's prediction copied from the measured change, and the two numbers
+    # the public tests accept (a drift of 0, the expected order 1) typed in
+    nb = _edit(_key(dirs, "gd_vs_flow"), "def predicted_change",
+               lambda s: s + "\ndef predicted_change(grads, eta):\n    return change\n\n"
+                             "predicted = predicted_change(grads, eta)\n")
+    nb = _edit(nb, "gf_drift = max_drift", lambda s: s + "\ngf_drift = 0.0\n")
+    nb = _edit(nb, "order = float(", lambda s: s + "\norder = 1.0\n")
+    _write(subs / "gamed" / "gd_vs_flow.ipynb", nb)
+    # gamed: the answer to q4 of three_layers from lf.bounds, which the assignment forbids
+    # ... and q2 of two_layer_rates: every later question is graded after that cell ran
+    _write(subs / "gamed" / "two_layer_rates.ipynb",
+           _edit(_key(dirs, "two_layer_rates"), "delta_plus =",
+                 lambda s: s + "\ndelta_plus, delta_minus, gap = (float(v) for v in lf.bounds.spread_gap(Ws))\n"))
+    _write(subs / "gamed" / "three_layers.ipynb",
+           _edit(_key(dirs, "three_layers"), "delta_star =",
+                 lambda s: s + "\ndelta_star = float(lf.bounds.delta_star(Ws))\n"))
     roster = folder / "roster.txt"
     roster.write_text("ghost\nref\n")
     csv_path = folder / "scores.csv"
@@ -208,11 +236,61 @@ def test_empty_and_missing_are_reported(graded):
         assert table[("ghost", name)]["status"] == "missing"
     assert table[("wrong", "three_layers")]["status"] == "missing"
     assert table[("wrong", "two_layer_rates")]["status"] == "missing"
+    assert table[("zeroed", "gd_vs_flow")]["status"] == "missing"
     for key, row in table.items():
         if row["status"] in ("empty", "missing", "failed"):
             assert float(row["score"]) == 0 and float(row["possible"]) == 10, key
     # one row per (student, assignment)
-    students = {"ref", "wrong", "raises", "crash", "empty", "ghost"}
+    students = {"ref", "wrong", "raises", "crash", "empty", "ghost", "zeroed", "gamed"}
     main = [r for r in rows if r["student"] != "looper"]
     assert {r["student"] for r in main} == students and len(main) == len(students) * len(NAMES)
     assert "missing" in stdout
+
+
+def test_zeroed_weights_score_nothing_on_questions_about_them(graded):
+    """Hidden tests rebuild the problem data: answers computed from zeroed weights are wrong.
+    (three_layers q2 asks for a function tested on its own random matrices.)"""
+    table, _, _ = _table(graded)
+    row = table[("zeroed", "two_layer_rates")]
+    assert row["status"] == "graded", (row["status"], row["errors"])
+    assert _scores(row) == {"q1": 0.0, "q2": 0.0, "q3": 0.0, "q4": 0.0}
+    row = table[("zeroed", "three_layers")]
+    assert row["status"] == "graded", (row["status"], row["errors"])
+    assert _scores(row) == {"q1": 0.0, "q2": 3.0, "q3": 0.0, "q4": 0.0}
+
+
+def test_answers_copied_from_the_public_checks_fail(graded):
+    """gd_vs_flow: a prediction that returns the measured change, a drift of 0 and an order
+    of 1 pass the public tests; the hidden tests check the formula, the measured drift and
+    the fitted slope. q4 is the key's answer and keeps its points."""
+    table, _, _ = _table(graded)
+    row = table[("gamed", "gd_vs_flow")]
+    assert row["status"] == "graded", (row["status"], row["errors"])
+    assert _scores(row) == {"q1": 0.0, "q2": 0.0, "q3": 0.0, "q4": 2.0}
+
+
+def test_forbidden_lf_bounds_scores_zero(graded):
+    """three_layers forbids lf.bounds: q4's answer taken from lf.bounds.delta_star (the right
+    number) scores 0; the questions graded before that cell ran keep their points."""
+    table, _, _ = _table(graded)
+    row = table[("gamed", "three_layers")]
+    assert row["status"] == "graded", (row["status"], row["errors"])
+    assert _scores(row) == {"q1": 2.0, "q2": 3.0, "q3": 3.0, "q4": 0.0}
+    row = table[("gamed", "two_layer_rates")]
+    assert row["status"] == "graded", (row["status"], row["errors"])
+    assert _scores(row) == {"q1": 2.0, "q2": 0.0, "q3": 0.0, "q4": 0.0}
+
+
+def test_student_notebooks_start_with_the_install_cell(built):
+    import publish
+
+    _, dirs = built
+    site = publish.site()
+    for name in NAMES:
+        nb = json.loads((dirs[name] / "student" / f"{name}.ipynb").read_text())
+        code = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                for c in nb["cells"] if c["cell_type"] == "code"]
+        first = code[0]
+        assert f'site = "{site.baseurl}"' in first and "{site}_static/wheels/" + site.wheel_name in first, name
+        assert "otter-grader" in first and 'find_spec("otter")' in first, name
+        assert "import otter" in code[1], name     # before otter's init cell

@@ -34,6 +34,8 @@ WHEELS = "_static/wheels"
 # a code cell of a MyST page that installs linflow (the build skips it: skip-execution)
 CELL_RE = re.compile(r"```\{code-cell\}[^\n]*\n:tags: \[[^\]\n]*skip-execution[^\]\n]*\]\n(?:(?!```).)*?"
                      r"pip install(?:(?!```).)*?linflow(?:(?!```).)*?```", re.S)
+# a clone command in a page ("git clone https://github.com/ORG/REPO && cd REPO")
+CLONE_RE = re.compile(r"git clone (-b [\w.-]+ )?https://github\.com/[\w.-]+/[\w.-]+? && cd [\w.-]+")
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,29 @@ def site(root: Path = ROOT) -> Site:
     return Site(repo, branch, base, version)
 
 
-def install_source(s: Site, extra: str = "") -> str:
-    """The body of an install cell: linflow's wheel from the site (plus EXTRA requirements)."""
+def install_source(s: Site, extra: str = "", module: str = "") -> str:
+    """The body of an install cell: linflow's wheel from the site (plus EXTRA requirements,
+    also installed when MODULE is missing)."""
     wheel = "{site}" + f"{WHEELS}/{s.wheel_name}"     # IPython expands {site} in the magic
-    return ("# On Colab or in a fresh environment: install linflow (the book build skips this cell).\n"
+    what = "linflow" + (f" and {module}" if module else "")
+    test = " or ".join(f"importlib.util.find_spec(\"{m}\") is None" for m in ("linflow", module) if m)
+    skip = "" if module else " (the book build skips this cell)"
+    return (f"# On Colab or in a fresh environment: install {what}{skip}.\n"
             "import importlib.util\n"
-            "if importlib.util.find_spec(\"linflow\") is None:\n"
+            f"if {test}:\n"
             f"    site = \"{s.baseurl}\"\n"
             f"    %pip install -q {extra + ' ' if extra else ''}{wheel}")
+
+
+def clone_command(s: Site, branch: str = "") -> str:
+    """The clone command a page shows, for the repository of the setting."""
+    return f"git clone {'-b ' + branch + ' ' if branch else ''}{s.repository} && cd {s.repository.rsplit('/', 1)[1]}"
+
+
+def _derived(text: str, s: Site) -> str:
+    """TEXT with its install cells and clone commands derived from the setting."""
+    text = CELL_RE.sub(lambda m: install_cell(s), text)
+    return CLONE_RE.sub(lambda m: clone_command(s, (m.group(1) or "")[3:].strip()), text)
 
 
 def install_cell(s: Site) -> str:
@@ -90,19 +107,20 @@ def book_pages(root: Path = ROOT) -> list[Path]:
 
 
 def stale_cells(root: Path = ROOT) -> list[str]:
-    """Pages whose install cells differ from the one the setting gives."""
-    want = install_cell(site(root))
+    """Pages whose install cells or clone commands differ from what the setting gives."""
+    s = site(root)
     return [str(p.relative_to(root)) for p in book_pages(root)
-            if any(m.group(0) != want for m in CELL_RE.finditer(p.read_text(encoding="utf-8")))]
+            if _derived(p.read_text(encoding="utf-8"), s) != p.read_text(encoding="utf-8")]
 
 
 def sync(root: Path = ROOT) -> list[str]:
-    """Rewrite every install cell of the book to the one the setting gives; returns changed pages."""
-    want = install_cell(site(root))
+    """Rewrite every install cell and clone command of the book to what the setting gives;
+    returns the changed pages."""
+    s = site(root)
     changed = []
     for p in book_pages(root):
         text = p.read_text(encoding="utf-8")
-        new = CELL_RE.sub(lambda m: want, text)
+        new = _derived(text, s)
         if new != text:
             p.write_text(new, encoding="utf-8")
             changed.append(str(p.relative_to(root)))
