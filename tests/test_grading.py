@@ -247,15 +247,19 @@ def test_empty_and_missing_are_reported(graded):
     assert "missing" in stdout
 
 
+def _graded(table, *key):
+    row = table[key]
+    assert row["status"] == "graded", (key, row["status"], row["errors"])
+    return row
+
+
 def test_zeroed_weights_score_nothing_on_questions_about_them(graded):
     """Hidden tests rebuild the problem data: answers computed from zeroed weights are wrong.
     (three_layers q2 asks for a function tested on its own random matrices.)"""
     table, _, _ = _table(graded)
-    row = table[("zeroed", "two_layer_rates")]
-    assert row["status"] == "graded", (row["status"], row["errors"])
+    row = _graded(table, "zeroed", "two_layer_rates")
     assert _scores(row) == {"q1": 0.0, "q2": 0.0, "q3": 0.0, "q4": 0.0}
-    row = table[("zeroed", "three_layers")]
-    assert row["status"] == "graded", (row["status"], row["errors"])
+    row = _graded(table, "zeroed", "three_layers")
     assert _scores(row) == {"q1": 0.0, "q2": 3.0, "q3": 0.0, "q4": 0.0}
 
 
@@ -264,8 +268,7 @@ def test_answers_copied_from_the_public_checks_fail(graded):
     of 1 pass the public tests; the hidden tests check the formula, the measured drift and
     the fitted slope. q4 is the key's answer and keeps its points."""
     table, _, _ = _table(graded)
-    row = table[("gamed", "gd_vs_flow")]
-    assert row["status"] == "graded", (row["status"], row["errors"])
+    row = _graded(table, "gamed", "gd_vs_flow")
     assert _scores(row) == {"q1": 0.0, "q2": 0.0, "q3": 0.0, "q4": 2.0}
 
 
@@ -273,11 +276,9 @@ def test_forbidden_lf_bounds_scores_zero(graded):
     """three_layers forbids lf.bounds: q4's answer taken from lf.bounds.delta_star (the right
     number) scores 0; the questions graded before that cell ran keep their points."""
     table, _, _ = _table(graded)
-    row = table[("gamed", "three_layers")]
-    assert row["status"] == "graded", (row["status"], row["errors"])
+    row = _graded(table, "gamed", "three_layers")
     assert _scores(row) == {"q1": 2.0, "q2": 3.0, "q3": 3.0, "q4": 0.0}
-    row = table[("gamed", "two_layer_rates")]
-    assert row["status"] == "graded", (row["status"], row["errors"])
+    row = _graded(table, "gamed", "two_layer_rates")
     assert _scores(row) == {"q1": 2.0, "q2": 0.0, "q3": 0.0, "q4": 0.0}
 
 
