@@ -68,7 +68,10 @@ def site(root: Path = ROOT) -> Site:
         raise SystemExit(f"_config.yml: repository.url must be https://github.com/ORG/REPO, got {repo!r}")
     if not re.fullmatch(r"https://[^\s\"']+/", base):
         raise SystemExit(f"_config.yml: html.baseurl must be the site's https URL ending with '/', got {base!r}")
-    version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    project = root / "pyproject.toml"
+    if not project.exists():   # a book tree without the package (a test book): this package's
+        project = ROOT / "pyproject.toml"
+    version = tomllib.loads(project.read_text())["project"]["version"]
     return Site(repo, branch, base, version)
 
 

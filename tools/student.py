@@ -636,7 +636,7 @@ def make_student_edition(source: Path = ROOT, out: Path = DEFAULT_OUT, branch: s
             shutil.copy2(nb, dst)
         n_links = rewrite_colab_links(html_out, pages)
         point_downloads_at_notebooks(html_out, pages)
-        postbuild.publish.build_wheel(html_out / postbuild.publish.WHEELS, source)  # the install cells' wheel
+        postbuild.publish.build_wheel(html_out / postbuild.publish.WHEELS)   # the install cells' wheel
         write_readme(tree, repo)
 
         n_assign = 0
