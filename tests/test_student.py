@@ -303,7 +303,9 @@ def test_build_has_every_output(edition):
     # the branch's README describes that branch: title first, and only folders it has
     readme = (out / "repo" / "README.md").read_text()
     assert readme.startswith("# ") and "student edition" in readme.lower()
-    for folder in re.findall(r"^\| `([\w.-]+)/` \|", readme, flags=re.M):
+    folders = re.findall(r"^\| `([\w.-]+)/` \|", readme, flags=re.M)
+    assert {"book", "notebooks"} <= set(folders), folders
+    for folder in folders:
         assert (out / "repo" / folder).is_dir(), folder
     for absent in ("tools/", "tests/", "benchmarks/"):
         assert absent not in readme

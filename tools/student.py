@@ -60,11 +60,7 @@ assignments. Website: {site}
 
 | folder | what |
 |---|---|
-| `book/` | the chapters (MyST Markdown notebooks; open them in JupyterLab with Jupytext) |
-| `notebooks/` | the same chapters as `.ipynb` (Colab opens these; the first cell installs `linflow`) |
-| `assignments/` | the graded assignments (otter-grader): answer the cells marked `...` |
-| `linflow/` | the Python package the chapters use |
-| `binder/` | the Binder environment (the launch buttons of the website) |
+{rows}
 
 To work locally (Python 3.11 or newer):
 
@@ -73,6 +69,13 @@ python3 -m venv .venv && .venv/bin/pip install -e . jupyterlab jupytext "otter-g
 .venv/bin/jupyter lab
 ```
 """
+STUDENT_FOLDERS = {
+    "book": "the chapters (MyST Markdown notebooks; open them in JupyterLab with Jupytext)",
+    "notebooks": "the same chapters as `.ipynb` (Colab opens these; the first cell installs `linflow`)",
+    "assignments": "the graded assignments (otter-grader): answer the cells marked `...`",
+    "linflow": "the Python package the chapters use",
+    "binder": "the Binder environment (the launch buttons of the website)",
+}
 
 # Never copied into the temporary tree.
 SKIP_DIRS = {".git", ".venv", "_build", ".jupyter_cache", "__pycache__", ".pytest_cache",
@@ -476,12 +479,13 @@ def drop_instructor_pages(tree: Path) -> list[str]:
 
 
 def write_readme(tree: Path, repo: Path) -> None:
-    """The student branch's README: what that tree holds (not the main repository's)."""
+    """The student branch's README: the folders that tree holds (not the main repository's)."""
     import yaml
 
     cfg = yaml.safe_load((tree / "_config.yml").read_text()) or {}
     site = (cfg.get("html") or {}).get("baseurl") or "(not set: html.baseurl in _config.yml)"
-    (repo / "README.md").write_text(STUDENT_README.format(title=cfg.get("title", "Course"), site=site))
+    rows = "\n".join(f"| `{d}/` | {what} |" for d, what in STUDENT_FOLDERS.items() if (repo / d).is_dir())
+    (repo / "README.md").write_text(STUDENT_README.format(title=cfg.get("title", "Course"), site=site, rows=rows))
 
 
 def point_downloads_at_notebooks(html_dir: Path, pages: list[str]) -> None:
@@ -637,11 +641,11 @@ def make_student_edition(source: Path = ROOT, out: Path = DEFAULT_OUT, branch: s
         n_links = rewrite_colab_links(html_out, pages)
         point_downloads_at_notebooks(html_out, pages)
         postbuild.publish.build_wheel(html_out / postbuild.publish.WHEELS)   # the install cells' wheel
-        write_readme(tree, repo)
 
         n_assign = 0
         if assignments and (source / "assignments").is_dir():
             n_assign = _student_assignments(source, repo / "assignments", work / "assignments")
+        write_readme(tree, repo)
 
         probes, n_orig = collect_probes(source)
         leaks = scan_leaks(probes, html_out, repo)
