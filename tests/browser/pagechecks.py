@@ -180,7 +180,9 @@ WIDE_JS = r"""
   const where = (el) => {
     const box = el.closest('.proof, .admonition, .exercise, .solution, .prf-definition, .prf-theorem, .prf-lemma');
     const title = box && box.querySelector('.prf-title, .admonition-title, .exercise-title, .solution-title');
-    const sec = el.closest('section'); const h = sec && sec.querySelector('h1, h2, h3, h4');
+    let h = null;   // the heading of the nearest section that has one (directives nest sections)
+    for (let sec = el.closest('section'); sec && !h; sec = sec.parentElement && sec.parentElement.closest('section'))
+      h = sec.querySelector(':scope > h1, :scope > h2, :scope > h3, :scope > h4');
     const clean = (t) => (t || '').replace(/[#¶]/g, '').replace(/\s+/g, ' ').trim().slice(0, 60);
     return (title ? clean(title.textContent) + ' in ' : '') + '§ "' + clean(h && h.textContent) + '"';
   };
@@ -202,7 +204,8 @@ WIDE_JS = r"""
     if (el.scrollWidth > el.clientWidth + 1) {
       const lines = el.textContent.split('\n');
       const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), '');
-      out.push({kind: el.closest('.cell_input') ? 'code cell' : 'code block', need: el.scrollWidth, have: el.clientWidth,
+      const kind = el.closest('.cell_input') ? 'code cell' : el.closest('.cell_output') ? 'cell output' : 'code block';
+      out.push({kind, need: el.scrollWidth, have: el.clientWidth,
         where: where(el), id: '', text: `${longest.length} characters: ${longest.trim().slice(0, 90)}`});
     }
   }

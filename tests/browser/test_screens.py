@@ -103,6 +103,6 @@ def test_math_and_code_fit(page, width, visited):
     px = (DESKTOP if width == "desktop" else PHONE)[0]
     problems = _wide(res)
     n = res["wide"]
-    assert not problems, (f"{page} at {px} px: {len(problems)} of {n['math']} math blocks and {n['code']} "
-                          "code blocks are wider than their box (split the equation with aligned/split, "
-                          "wrap the code line):\n  " + "\n  ".join(problems))
+    assert not problems, (f"{page} at {px} px: {len(problems)} of its {n['math']} display equations and "
+                          f"{n['code']} code blocks (cells, outputs, listings) are wider than their box "
+                          "(split the equation with aligned/split, wrap the code line):\n  " + "\n  ".join(problems))
