@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -136,8 +137,12 @@ def build_wheel(dest: Path, root: Path = ROOT) -> Path:
     s = site(root)
     for old in dest.glob("linflow-*.whl"):
         old.unlink()
+    scratch = root / "build"          # setuptools builds in the tree; leave no folder behind
+    had_scratch = scratch.exists()
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                         "--wheel-dir", str(dest), str(root)], capture_output=True, text=True)
+    if not had_scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
     wheel = dest / s.wheel_name
     if r.returncode or not wheel.exists():
         raise SystemExit(f"publish: building {s.wheel_name} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")

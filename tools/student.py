@@ -83,7 +83,7 @@ SKIP_DIRS = {".git", ".venv", "_build", ".jupyter_cache", "__pycache__", ".pytes
 SKIP_SUFFIXES = (".egg-info",)
 # Top-level folders that hold solutions or are not part of the book: the assignment masters,
 # the tests (hidden grading logic), the main edition's generated notebooks (with solutions).
-SKIP_TOP = {"assignments", "tests", "tools", "benchmarks", "notebooks", ".github"}
+SKIP_TOP = {"assignments", "tests", "tools", "benchmarks", "notebooks", ".github", "build"}
 
 SOLUTION_DIRECTIVES = {"solution", "solution-start", "solution-end"}
 # Fenced blocks whose content is literal: nothing inside them is a directive.
