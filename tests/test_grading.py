@@ -68,6 +68,26 @@ def _write(path: Path, nb) -> None:
     path.write_text(nb if isinstance(nb, str) else json.dumps(nb))
 
 
+# gamed submissions: (student, assignment) -> [(text of a key's cell, code appended to it)]
+GAMED_EDITS = {
+    # zeroed weights right after the set-up cell: every answer is then consistent with the
+    # zeroed data, which fooled hidden tests that trusted the student's Ws
+    ("zeroed", "two_layer_rates"): [("Ws = (W1, W2)", "W1, W2 = 0 * W1, 0 * W2\nWs = (W1, W2)")],
+    ("zeroed", "three_layers"): [("W1, W2, W3 =", "W1, W2, W3 = 0 * W1, 0 * W2, 0 * W3\nWs = (W1, W2, W3)")],
+    # gd_vs_flow's prediction copied from the measured change, and the two numbers the public
+    # tests accept (a drift of 0, the expected order 1) typed in
+    ("gamed", "gd_vs_flow"): [
+        ("def predicted_change", "def predicted_change(grads, eta):\n    return change\n\n"
+                                 "predicted = predicted_change(grads, eta)"),
+        ("gf_drift = max_drift", "gf_drift = 0.0"),
+        ("order = float(", "order = 1.0")],
+    # lf.bounds where the assignment forbids it: in q2 of two_layer_rates, in q4 of three_layers
+    ("gamed", "two_layer_rates"): [
+        ("delta_plus =", "delta_plus, delta_minus, gap = (float(v) for v in lf.bounds.spread_gap(Ws))")],
+    ("gamed", "three_layers"): [("delta_star =", "delta_star = float(lf.bounds.delta_star(Ws))")],
+}
+
+
 @pytest.fixture(scope="module")
 def graded(built, tmp_path_factory):
     return shared_once(tmp_path_factory, "grading", lambda folder: _grade_all(built, folder))
@@ -98,30 +118,12 @@ def _grade_all(built, folder):
     _write(subs / "empty" / "three_layers.ipynb", nocells)
     _write(subs / "empty" / "deep_unimodal.ipynb", (dirs["deep_unimodal"] / "student" / "deep_unimodal.ipynb").read_text())
     _write(subs / "empty" / "gd_vs_flow.ipynb", "{ this is not json")
-    # gamed: zeroed weights right after the set-up cell (every answer is then consistent
-    # with the zeroed data, which fooled hidden tests that trusted the student's Ws)
-    _write(subs / "zeroed" / "two_layer_rates.ipynb",
-           _edit(_key(dirs, "two_layer_rates"), "Ws = (W1, W2)",
-                 lambda s: s + "\nW1, W2 = 0 * W1, 0 * W2\nWs = (W1, W2)\n"))
-    _write(subs / "zeroed" / "three_layers.ipynb",
-           _edit(_key(dirs, "three_layers"), "W1, W2, W3 =",
-                 lambda s: s + "\nW1, W2, W3 = 0 * W1, 0 * W2, 0 * W3\nWs = (W1, W2, W3)\n"))
-    # gamed: gd_vs_flow's prediction copied from the measured change, and the two numbers
-    # the public tests accept (a drift of 0, the expected order 1) typed in
-    nb = _edit(_key(dirs, "gd_vs_flow"), "def predicted_change",
-               lambda s: s + "\ndef predicted_change(grads, eta):\n    return change\n\n"
-                             "predicted = predicted_change(grads, eta)\n")
-    nb = _edit(nb, "gf_drift = max_drift", lambda s: s + "\ngf_drift = 0.0\n")
-    nb = _edit(nb, "order = float(", lambda s: s + "\norder = 1.0\n")
-    _write(subs / "gamed" / "gd_vs_flow.ipynb", nb)
-    # gamed: the answer to q4 of three_layers from lf.bounds, which the assignment forbids
-    # ... and q2 of two_layer_rates: every later question is graded after that cell ran
-    _write(subs / "gamed" / "two_layer_rates.ipynb",
-           _edit(_key(dirs, "two_layer_rates"), "delta_plus =",
-                 lambda s: s + "\ndelta_plus, delta_minus, gap = (float(v) for v in lf.bounds.spread_gap(Ws))\n"))
-    _write(subs / "gamed" / "three_layers.ipynb",
-           _edit(_key(dirs, "three_layers"), "delta_star =",
-                 lambda s: s + "\ndelta_star = float(lf.bounds.delta_star(Ws))\n"))
+    # gamed (GAMED_EDITS): code appended to cells of the keys
+    for (student, name), edits in GAMED_EDITS.items():
+        nb = _key(dirs, name)
+        for anchor, code in edits:
+            nb = _edit(nb, anchor, lambda s, code=code: s + "\n" + code + "\n")
+        _write(subs / student / f"{name}.ipynb", nb)
     roster = folder / "roster.txt"
     roster.write_text("ghost\nref\n")
     csv_path = folder / "scores.csv"
@@ -247,39 +249,29 @@ def test_empty_and_missing_are_reported(graded):
     assert "missing" in stdout
 
 
-def _graded(table, *key):
+# gamed submissions and the points each keeps (all of them pass the public tests they reach)
+GAMED = {
+    # zeroed weights: the hidden tests rebuild the problem data, so answers computed from the
+    # zeroed data are wrong (three_layers q2 asks for a function, tested on its own matrices)
+    ("zeroed", "two_layer_rates"): {"q1": 0, "q2": 0, "q3": 0, "q4": 0},
+    ("zeroed", "three_layers"): {"q1": 0, "q2": 3, "q3": 0, "q4": 0},
+    # gd_vs_flow: a prediction that returns the measured change, a drift of 0 and an order of
+    # 1; the hidden tests check the formula on other inputs, the measured drift and the fitted
+    # slope (q4 is the key's answer)
+    ("gamed", "gd_vs_flow"): {"q1": 0, "q2": 0, "q3": 0, "q4": 2},
+    # lf.bounds where the assignment forbids it: the right number, but every question graded
+    # after the cell that names it scores 0 (three_layers: in q4; two_layer_rates: in q2)
+    ("gamed", "three_layers"): {"q1": 2, "q2": 3, "q3": 3, "q4": 0},
+    ("gamed", "two_layer_rates"): {"q1": 2, "q2": 0, "q3": 0, "q4": 0},
+}
+
+
+@pytest.mark.parametrize("key", list(GAMED), ids="-".join)
+def test_gamed_submissions_lose_their_points(graded, key):
+    table, _, _ = _table(graded)
     row = table[key]
-    assert row["status"] == "graded", (key, row["status"], row["errors"])
-    return row
-
-
-def test_zeroed_weights_score_nothing_on_questions_about_them(graded):
-    """Hidden tests rebuild the problem data: answers computed from zeroed weights are wrong.
-    (three_layers q2 asks for a function tested on its own random matrices.)"""
-    table, _, _ = _table(graded)
-    row = _graded(table, "zeroed", "two_layer_rates")
-    assert _scores(row) == {"q1": 0.0, "q2": 0.0, "q3": 0.0, "q4": 0.0}
-    row = _graded(table, "zeroed", "three_layers")
-    assert _scores(row) == {"q1": 0.0, "q2": 3.0, "q3": 0.0, "q4": 0.0}
-
-
-def test_answers_copied_from_the_public_checks_fail(graded):
-    """gd_vs_flow: a prediction that returns the measured change, a drift of 0 and an order
-    of 1 pass the public tests; the hidden tests check the formula, the measured drift and
-    the fitted slope. q4 is the key's answer and keeps its points."""
-    table, _, _ = _table(graded)
-    row = _graded(table, "gamed", "gd_vs_flow")
-    assert _scores(row) == {"q1": 0.0, "q2": 0.0, "q3": 0.0, "q4": 2.0}
-
-
-def test_forbidden_lf_bounds_scores_zero(graded):
-    """three_layers forbids lf.bounds: q4's answer taken from lf.bounds.delta_star (the right
-    number) scores 0; the questions graded before that cell ran keep their points."""
-    table, _, _ = _table(graded)
-    row = _graded(table, "gamed", "three_layers")
-    assert _scores(row) == {"q1": 2.0, "q2": 3.0, "q3": 3.0, "q4": 0.0}
-    row = _graded(table, "gamed", "two_layer_rates")
-    assert _scores(row) == {"q1": 2.0, "q2": 0.0, "q3": 0.0, "q4": 0.0}
+    assert row["status"] == "graded", (row["status"], row["errors"])
+    assert _scores(row) == {q: float(p) for q, p in GAMED[key].items()}
 
 
 def test_student_notebooks_start_with_the_install_cell(built):
