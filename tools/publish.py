@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,12 +138,16 @@ def build_wheel(dest: Path, root: Path = ROOT) -> Path:
     s = site(root)
     for old in dest.glob("linflow-*.whl"):
         old.unlink()
-    scratch = root / "build"          # setuptools builds in the tree; leave no folder behind
-    had_scratch = scratch.exists()
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                        "--wheel-dir", str(dest), str(root)], capture_output=True, text=True)
-    if not had_scratch:
-        shutil.rmtree(scratch, ignore_errors=True)
+    # setuptools builds in the source tree: build from a private copy of the package, so
+    # that concurrent builds (tests, the student edition) and the tree itself stay clean
+    with tempfile.TemporaryDirectory(prefix="linflow-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(root / name, src / name)
+        shutil.copytree(root / "linflow", src / "linflow", ignore=shutil.ignore_patterns("__pycache__"))
+        r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            "--wheel-dir", str(dest), str(src)], capture_output=True, text=True)
     wheel = dest / s.wheel_name
     if r.returncode or not wheel.exists():
         raise SystemExit(f"publish: building {s.wheel_name} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
