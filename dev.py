@@ -74,6 +74,9 @@ def book(out=ROOT, config=None, source=ROOT, setup=True):
     """Build the site into OUT/_build/html: every page executed (cached), nitpicky, -W."""
     if setup:
         venv()
+    # the install cells follow the publishing setting of _config.yml (tools/publish.py)
+    if (ROOT / "tools" / "publish.py").exists():
+        check([PY, ROOT / "tools" / "publish.py"], env=env())
     start = time.time()
     cmd = [VENV / "bin" / "jupyter-book", "build", source, "--path-output", out, "-n", "-W", "--keep-going"]
     if config:

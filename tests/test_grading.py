@@ -9,7 +9,11 @@ runs actual notebooks with every public and hidden test (no Docker, no mocks).
 * a submission that raises is graded, reported with its exception, and the table is
   written; one that kills its kernel is reported too;
 * an empty file, a notebook without cells, an unanswered notebook and a missing notebook are
-  all reported, with 0 points.
+  all reported, with 0 points;
+* gamed submissions fail: zeroed weights (the hidden tests rebuild the problem data
+  themselves), answers copied from what the public tests compare them with (gd_vs_flow's
+  prediction, drift and order), and a call to ``lf.bounds`` where the assignment forbids it;
+* the student notebooks start with an install cell (the published wheel and otter-grader).
 """
 from __future__ import annotations
 
@@ -64,6 +68,26 @@ def _write(path: Path, nb) -> None:
     path.write_text(nb if isinstance(nb, str) else json.dumps(nb))
 
 
+# gamed submissions: (student, assignment) -> [(text of a key's cell, code appended to it)]
+GAMED_EDITS = {
+    # zeroed weights right after the set-up cell: every answer is then consistent with the
+    # zeroed data, which fooled hidden tests that trusted the student's Ws
+    ("zeroed", "two_layer_rates"): [("Ws = (W1, W2)", "W1, W2 = 0 * W1, 0 * W2\nWs = (W1, W2)")],
+    ("zeroed", "three_layers"): [("W1, W2, W3 =", "W1, W2, W3 = 0 * W1, 0 * W2, 0 * W3\nWs = (W1, W2, W3)")],
+    # gd_vs_flow's prediction copied from the measured change, and the two numbers the public
+    # tests accept (a drift of 0, the expected order 1) typed in
+    ("gamed", "gd_vs_flow"): [
+        ("def predicted_change", "def predicted_change(grads, eta):\n    return change\n\n"
+                                 "predicted = predicted_change(grads, eta)"),
+        ("gf_drift = max_drift", "gf_drift = 0.0"),
+        ("order = float(", "order = 1.0")],
+    # lf.bounds where the assignment forbids it: in q2 of two_layer_rates, in q4 of three_layers
+    ("gamed", "two_layer_rates"): [
+        ("delta_plus =", "delta_plus, delta_minus, gap = (float(v) for v in lf.bounds.spread_gap(Ws))")],
+    ("gamed", "three_layers"): [("delta_star =", "delta_star = float(lf.bounds.delta_star(Ws))")],
+}
+
+
 @pytest.fixture(scope="module")
 def graded(built, tmp_path_factory):
     return shared_once(tmp_path_factory, "grading", lambda folder: _grade_all(built, folder))
@@ -94,6 +118,12 @@ def _grade_all(built, folder):
     _write(subs / "empty" / "three_layers.ipynb", nocells)
     _write(subs / "empty" / "deep_unimodal.ipynb", (dirs["deep_unimodal"] / "student" / "deep_unimodal.ipynb").read_text())
     _write(subs / "empty" / "gd_vs_flow.ipynb", "{ this is not json")
+    # gamed (GAMED_EDITS): code appended to cells of the keys
+    for (student, name), edits in GAMED_EDITS.items():
+        nb = _key(dirs, name)
+        for anchor, code in edits:
+            nb = _edit(nb, anchor, lambda s, code=code: s + "\n" + code + "\n")
+        _write(subs / student / f"{name}.ipynb", nb)
     roster = folder / "roster.txt"
     roster.write_text("ghost\nref\n")
     csv_path = folder / "scores.csv"
@@ -208,11 +238,52 @@ def test_empty_and_missing_are_reported(graded):
         assert table[("ghost", name)]["status"] == "missing"
     assert table[("wrong", "three_layers")]["status"] == "missing"
     assert table[("wrong", "two_layer_rates")]["status"] == "missing"
+    assert table[("zeroed", "gd_vs_flow")]["status"] == "missing"
     for key, row in table.items():
         if row["status"] in ("empty", "missing", "failed"):
             assert float(row["score"]) == 0 and float(row["possible"]) == 10, key
     # one row per (student, assignment)
-    students = {"ref", "wrong", "raises", "crash", "empty", "ghost"}
+    students = {"ref", "wrong", "raises", "crash", "empty", "ghost", "zeroed", "gamed"}
     main = [r for r in rows if r["student"] != "looper"]
     assert {r["student"] for r in main} == students and len(main) == len(students) * len(NAMES)
     assert "missing" in stdout
+
+
+# gamed submissions and the points each keeps (all of them pass the public tests they reach)
+GAMED = {
+    # zeroed weights: the hidden tests rebuild the problem data, so answers computed from the
+    # zeroed data are wrong (three_layers q2 asks for a function, tested on its own matrices)
+    ("zeroed", "two_layer_rates"): {"q1": 0, "q2": 0, "q3": 0, "q4": 0},
+    ("zeroed", "three_layers"): {"q1": 0, "q2": 3, "q3": 0, "q4": 0},
+    # gd_vs_flow: a prediction that returns the measured change, a drift of 0 and an order of
+    # 1; the hidden tests check the formula on other inputs, the measured drift and the fitted
+    # slope (q4 is the key's answer)
+    ("gamed", "gd_vs_flow"): {"q1": 0, "q2": 0, "q3": 0, "q4": 2},
+    # lf.bounds where the assignment forbids it: the right number, but every question graded
+    # after the cell that names it scores 0 (three_layers: in q4; two_layer_rates: in q2)
+    ("gamed", "three_layers"): {"q1": 2, "q2": 3, "q3": 3, "q4": 0},
+    ("gamed", "two_layer_rates"): {"q1": 2, "q2": 0, "q3": 0, "q4": 0},
+}
+
+
+@pytest.mark.parametrize("key", list(GAMED), ids="-".join)
+def test_gamed_submissions_lose_their_points(graded, key):
+    table, _, _ = _table(graded)
+    row = table[key]
+    assert row["status"] == "graded", (row["status"], row["errors"])
+    assert _scores(row) == {q: float(p) for q, p in GAMED[key].items()}
+
+
+def test_student_notebooks_start_with_the_install_cell(built):
+    import publish
+
+    _, dirs = built
+    site = publish.site()
+    for name in NAMES:
+        nb = json.loads((dirs[name] / "student" / f"{name}.ipynb").read_text())
+        code = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                for c in nb["cells"] if c["cell_type"] == "code"]
+        first = code[0]
+        assert f'site = "{site.baseurl}"' in first and "{site}_static/wheels/" + site.wheel_name in first, name
+        assert "otter-grader" in first and 'find_spec("otter")' in first, name
+        assert "import otter" in code[1], name     # before otter's init cell

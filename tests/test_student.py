@@ -257,7 +257,9 @@ def _mini_book(dest: Path) -> Path:
     sph["config"] = {k: v for k, v in sph.get("config", {}).items() if not k.startswith("autoapi")}
     (dest / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     toc = {"format": "jb-book", "root": "book/intro",
-           "chapters": [{"file": f"book/{p}"} for p in ("syn_gated", "syn_plain", "syn_nb", "instructor", "references")]}
+           "parts": [{"caption": "Pages", "chapters": [{"file": f"book/{p}"} for p in ("syn_gated", "syn_plain", "syn_nb")]},
+                     {"caption": "For instructors", "chapters": [{"file": "book/instructor"}]},
+                     {"caption": "Reference", "chapters": [{"file": "book/references"}]}]}
     (dest / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     return dest
 
@@ -284,10 +286,35 @@ def _all_text_files(*roots):
 def test_build_has_every_output(edition):
     src, out, summary = edition
     html = out / "html"
-    for page in ("syn_gated", "syn_plain", "syn_nb", "instructor"):
+    for page in ("syn_gated", "syn_plain", "syn_nb"):
         assert (html / "book" / f"{page}.html").exists()
         assert (out / "repo" / "notebooks" / f"{page}.ipynb").exists()
         assert (html / "_notebooks" / f"{page}.ipynb").exists()
+        # the download button offers the stripped notebook, not the executed copy in _sources
+        page_html = (html / "book" / f"{page}.html").read_text()
+        assert f'href="../_notebooks/{page}.ipynb"' in page_html, page
+        assert not re.search(r'href="[^"]*_sources/[^"]*\.ipynb"', page_html), page
+    # the instructor page is not part of the student edition: not built, not on the branch
+    assert not (html / "book" / "instructor.html").exists()
+    assert not (out / "repo" / "book" / "instructor.md").exists()
+    assert not (out / "repo" / "notebooks" / "instructor.ipynb").exists()
+    assert "instructor" not in (out / "repo" / "_toc.yml").read_text()
+    assert "instructor" not in (html / "book" / "syn_gated.html").read_text().lower()
+    # the branch's README describes that branch: title first, and only folders it has
+    readme = (out / "repo" / "README.md").read_text()
+    assert readme.startswith("# ") and "student edition" in readme.lower()
+    folders = re.findall(r"^\| `([\w.-]+)/` \|", readme, flags=re.M)
+    assert {"book", "notebooks"} <= set(folders), folders
+    for folder in folders:
+        assert (out / "repo" / folder).is_dir(), folder
+    for absent in ("tools/", "tests/", "benchmarks/"):
+        assert absent not in readme
+    # the stripped notebooks start with the install cell, and its wheel is in the site
+    import publish
+    nb = json.loads((html / "_notebooks" / "syn_gated.ipynb").read_text())
+    first = "".join(nb["cells"][0]["source"])
+    assert "%pip install" in first and publish.site().wheel_name in first
+    assert (html / "_static" / "wheels" / publish.site().wheel_name).exists()
     assert (html / "_sources" / "book" / "syn_gated.md").exists()
     assert summary["solutions_removed"] == 5 and summary["leaks"] == []
     # the exercise is on the page, and the executed (non-solution) code ran

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # tools/publish.py
 MASTERS = ROOT / "assignments"
 DEFAULT_OUT = ROOT / "_build" / "assignments"
 
@@ -76,7 +77,23 @@ def build_one(master: Path, out: Path, run_tests: bool = False) -> Path:
     if run_tests and ("Test case failed" in log or "❌" in log):
         sys.stdout.write(log[-6000:])
         raise RuntimeError(f"otter assign: the solutions of {name} fail their own tests")
+    add_install_cell(dest / "student" / f"{name}.ipynb")
     return dest
+
+
+def add_install_cell(student_nb: Path) -> None:
+    """Put the install cell (linflow's wheel from the published site, and otter-grader) before
+    otter's ``import otter`` cell, so the notebook runs on Colab as handed out."""
+    import nbformat
+
+    import publish
+
+    nb = nbformat.read(student_nb, as_version=4)
+    src = publish.install_source(publish.site(), '"otter-grader>=6,<8"', "otter")
+    cell = nbformat.v4.new_code_cell(src, id="install-linflow-otter")
+    nb.cells.insert(0, cell)
+    nbformat.validate(nb)
+    nbformat.write(nb, student_nb)
 
 
 def autograder_zip(dest: Path) -> Path:

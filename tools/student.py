@@ -9,6 +9,7 @@ What it does:
 1. copies the book sources to a temporary tree: the repository minus .git, .venv, _build,
    caches, generated API pages, and the folders that hold solutions or are not part of the
    book (assignments/ masters, tests/, tools/, benchmarks/, the main edition's notebooks/);
+   the instructor-only pages (``INSTRUCTOR_PAGES``) leave the tree and its ``_toc.yml``;
 2. strips every solution from every MyST page and notebook of that tree: gated
    ``solution-start`` ... ``solution-end`` blocks (with all the code cells between them) and
    plain ``{solution}`` directives, with backtick or colon fences; references to a removed
@@ -18,16 +19,19 @@ What it does:
    reusing the top-level ``_config.yml``/``_toc.yml`` with an override (title, announcement,
    launch buttons on the student branch), and copies the site to ``OUT/html``;
 4. writes ``OUT/repo``, the tree to publish as the student branch (the launch buttons point
-   there): the stripped sources, ``notebooks/XX.ipynb`` generated from them with jupytext
-   (Colab opens these), the package and the Binder files, and the student versions of the
-   otter assignments (``assignments/``, made by tools/assign.py);
+   there): the stripped sources, ``notebooks/XX.ipynb`` generated from them (outputs
+   stripped, install cell first, as tools/postbuild.py makes them; Colab opens these), the
+   package and the Binder files, the student versions of the otter assignments
+   (``assignments/``, made by tools/assign.py), and a README that describes that tree; the
+   site's download button offers the same stripped notebooks (``_notebooks/XX.ipynb``), not
+   the executed copies in ``_sources``;
 5. checks the result: no solution directive left in any stripped page, and no distinctive
    phrase of any original solution (or assignment solution / hidden test) in any output
    file (HTML, ``_sources``, downloads, notebooks, the student branch tree). A leak fails
    the command.
 
 sphinx-exercise's ``hide_solutions`` is not used: it crashes on gated solutions and leaves
-them in ``_sources`` (course.md, pitfalls).
+them in ``_sources``, which the download and launch buttons hand out.
 """
 from __future__ import annotations
 
@@ -44,6 +48,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "_build" / "student"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import postbuild  # noqa: E402  (the reader's notebooks and the download links)
+
+# Pages for instructors only: not in the student edition (site, branch, notebooks).
+INSTRUCTOR_PAGES = ("book/instructor",)
+STUDENT_README = """# {title}
+
+The student edition of the course: the chapters without their solutions, and the graded
+assignments. Website: {site}
+
+| folder | what |
+|---|---|
+{rows}
+
+To work locally (Python 3.11 or newer):
+
+```bash
+python3 -m venv .venv && .venv/bin/pip install -e . jupyterlab jupytext "otter-grader>=6,<8"
+.venv/bin/jupyter lab
+```
+"""
+STUDENT_FOLDERS = {
+    "book": "the chapters (MyST Markdown notebooks; open them in JupyterLab with Jupytext)",
+    "notebooks": "the same chapters as `.ipynb` (Colab opens these; the first cell installs `linflow`)",
+    "assignments": "the graded assignments (otter-grader): answer the cells marked `...`",
+    "linflow": "the Python package the chapters use",
+    "binder": "the Binder environment (the launch buttons of the website)",
+}
 
 # Never copied into the temporary tree.
 SKIP_DIRS = {".git", ".venv", "_build", ".jupyter_cache", "__pycache__", ".pytest_cache",
@@ -51,7 +83,7 @@ SKIP_DIRS = {".git", ".venv", "_build", ".jupyter_cache", "__pycache__", ".pytes
 SKIP_SUFFIXES = (".egg-info",)
 # Top-level folders that hold solutions or are not part of the book: the assignment masters,
 # the tests (hidden grading logic), the main edition's generated notebooks (with solutions).
-SKIP_TOP = {"assignments", "tests", "tools", "benchmarks", "notebooks", ".github"}
+SKIP_TOP = {"assignments", "tests", "tools", "benchmarks", "notebooks", ".github", "build"}
 
 SOLUTION_DIRECTIVES = {"solution", "solution-start", "solution-end"}
 # Fenced blocks whose content is literal: nothing inside them is a directive.
@@ -403,20 +435,65 @@ def notebook_name(page: str) -> str:
 
 
 def write_notebooks(tree: Path, pages: list[str], dest: Path) -> list[Path]:
-    """Jupytext notebooks of the (stripped) toc pages under DEST/notebooks/."""
-    import jupytext
-
+    """The reader's notebooks of the (stripped) toc pages under DEST/notebooks/: outputs
+    stripped, install cell first (tools/postbuild.py's make_notebook)."""
     written = []
     for page in pages:
         src = page_file(tree, page)
-        if src is None or src.suffix != ".md":
+        if src is None or src.suffix != ".md" or not postbuild.is_notebook(src):
             continue
-        nb = jupytext.read(src)
         target = dest / notebook_name(page)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        jupytext.write(nb, target, fmt="ipynb")
+        postbuild.write_if_changed(target, postbuild.make_notebook(src, postbuild.publish.site(tree)))
         written.append(target)
     return written
+
+
+def drop_instructor_pages(tree: Path) -> list[str]:
+    """Remove the instructor-only pages from TREE and its _toc.yml; returns those removed."""
+    import yaml
+
+    removed = []
+    for page in INSTRUCTOR_PAGES:
+        f = page_file(tree, page)
+        if f is not None:
+            f.unlink()
+            removed.append(page)
+    toc_path = tree / "_toc.yml"
+    toc = yaml.safe_load(toc_path.read_text())
+
+    def prune(node):
+        if isinstance(node, list):
+            return [p for p in (prune(n) for n in node) if p is not None]
+        if isinstance(node, dict):
+            if node.get("file") in INSTRUCTOR_PAGES:
+                return None
+            out = {k: prune(v) if isinstance(v, (list, dict)) else v for k, v in node.items()}
+            for key in ("chapters", "sections", "parts"):   # a part left without chapters goes
+                if key in node and node[key] and not out[key]:
+                    return None
+            return out
+        return node
+
+    toc_path.write_text(yaml.safe_dump(prune(toc), sort_keys=False))
+    return removed
+
+
+def write_readme(tree: Path, repo: Path) -> None:
+    """The student branch's README: the folders that tree holds (not the main repository's)."""
+    import yaml
+
+    cfg = yaml.safe_load((tree / "_config.yml").read_text()) or {}
+    site = (cfg.get("html") or {}).get("baseurl") or "(not set: html.baseurl in _config.yml)"
+    rows = "\n".join(f"| `{d}/` | {what} |" for d, what in STUDENT_FOLDERS.items() if (repo / d).is_dir())
+    (repo / "README.md").write_text(STUDENT_README.format(title=cfg.get("title", "Course"), site=site, rows=rows))
+
+
+def point_downloads_at_notebooks(html_dir: Path, pages: list[str]) -> None:
+    """The download button's .ipynb: the stripped notebook, not the executed copy in _sources."""
+    for page in pages:
+        f = html_dir / f"{page}.html"
+        if f.exists():
+            postbuild.rewrite_links(f, page, Path(page).name)
 
 
 COLAB_RE = re.compile(r"(https://colab\.research\.google\.com/github/[^\"'\s<>]*?/blob/[^/\"'\s<>]+/)"
@@ -535,6 +612,7 @@ def make_student_edition(source: Path = ROOT, out: Path = DEFAULT_OUT, branch: s
     tree = tmp / "src"
     try:
         copy_tree(source, tree)
+        drop_instructor_pages(tree)
         stripped = strip_tree(tree)
         n_solutions = sum(len(r.solutions) for r in stripped.values())
         write_config(tree, branch)
@@ -561,10 +639,13 @@ def make_student_edition(source: Path = ROOT, out: Path = DEFAULT_OUT, branch: s
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(nb, dst)
         n_links = rewrite_colab_links(html_out, pages)
+        point_downloads_at_notebooks(html_out, pages)
+        postbuild.publish.build_wheel(html_out / postbuild.publish.WHEELS)   # the install cells' wheel
 
         n_assign = 0
         if assignments and (source / "assignments").is_dir():
             n_assign = _student_assignments(source, repo / "assignments", work / "assignments")
+        write_readme(tree, repo)
 
         probes, n_orig = collect_probes(source)
         leaks = scan_leaks(probes, html_out, repo)

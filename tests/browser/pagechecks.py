@@ -1,9 +1,10 @@
 """What the browser tests read off one loaded page: text and math, screenshots, contrast, overflow.
 
 A page is loaded once per test run (conftest.PageCache, shared by the xdist workers) and read in
-this order: load errors, text and math (read_page); then desktop screenshot and light contrast ->
-dark mode (theme switch), screenshot and contrast -> phone width (390 px), screenshot and sideways
-overflow (record_screens). Each test asserts on its part of the record.
+this order: load errors, text and math (read_page); then desktop screenshot, light contrast and
+the math blocks and code cells wider than their box -> dark mode (theme switch), screenshot and
+contrast -> phone width (390 px), screenshot, sideways overflow and the wide math and code
+again (record_screens). Each test asserts on its part of the record.
 """
 from __future__ import annotations
 
@@ -142,7 +143,9 @@ CONTRAST_JS = r"""
     return bg;
   };
   const root = document.querySelector('article.bd-article') || document.body;
-  const sel = 'p, li, dt, dd, td, th, h1, h2, h3, h4, figcaption, .admonition-title, blockquote, pre, .caption-text, a, mjx-container';
+  // the explorers' own text (label, value, title, note) too: their panel has its own background
+  const sel = 'p, li, dt, dd, td, th, h1, h2, h3, h4, figcaption, .admonition-title, blockquote, pre, .caption-text, a, mjx-container, '
+            + '.linflow-explorer label, .linflow-explorer output, .linflow-title, .linflow-note';
   const bad = []; let checked = 0;
   for (const el of root.querySelectorAll(sel)) {
     if (checked >= 400) break;
@@ -162,6 +165,51 @@ CONTRAST_JS = r"""
   const bodyFg = over(rgba(getComputedStyle(root).color), bgOf(root));
   return {theme: document.documentElement.dataset.theme || '', mode: document.documentElement.dataset.mode || '',
           bgLum: lum(bgOf(root)), bodyRatio: ratio(bodyFg, bgOf(root)), checked, bad};
+}
+"""
+
+
+WIDE_JS = r"""
+() => {
+  // every display-math block and code block of the article whose content is wider than its
+  // box (it scrolls or is cut off): what it is, where, how wide it is and how wide its box is
+  const texOf = new Map();
+  try { for (const it of window.MathJax.startup.document.math) texOf.set(it.typesetRoot, String(it.math)); } catch (e) {}
+  const shown = (el) => { const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && !el.closest('.toggle-hidden, details:not([open])'); };
+  const where = (el) => {
+    const box = el.closest('.proof, .admonition, .exercise, .solution, .prf-definition, .prf-theorem, .prf-lemma');
+    const title = box && box.querySelector('.prf-title, .admonition-title, .exercise-title, .solution-title');
+    let h = null;   // the heading of the nearest section that has one (directives nest sections)
+    for (let sec = el.closest('section'); sec && !h; sec = sec.parentElement && sec.parentElement.closest('section'))
+      h = sec.querySelector(':scope > h1, :scope > h2, :scope > h3, :scope > h4');
+    const clean = (t) => (t || '').replace(/[#¶]/g, '').replace(/\s+/g, ' ').trim().slice(0, 60);
+    return (title ? clean(title.textContent) + ' in ' : '') + '§ "' + clean(h && h.textContent) + '"';
+  };
+  const root = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  const out = []; let nMath = 0, nCode = 0;
+  for (const el of root.querySelectorAll('div.math')) {
+    const c = el.querySelector('mjx-container');
+    if (!c || !shown(el)) continue;
+    nMath++;
+    const inner = c.querySelector('mjx-math') || c;
+    const need = Math.max(c.scrollWidth, inner.getBoundingClientRect().width);
+    const have = el.clientWidth;
+    if (need > have + 1) out.push({kind: 'math', need: Math.round(need), have: Math.round(have), where: where(el),
+      id: el.id || '', text: (texOf.get(c) || el.textContent).replace(/\s+/g, ' ').trim().slice(0, 100)});
+  }
+  for (const el of root.querySelectorAll('div.highlight pre')) {
+    if (!shown(el)) continue;
+    nCode++;
+    if (el.scrollWidth > el.clientWidth + 1) {
+      const lines = el.textContent.split('\n');
+      const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), '');
+      const kind = el.closest('.cell_input') ? 'code cell' : el.closest('.cell_output') ? 'cell output' : 'code block';
+      out.push({kind, need: el.scrollWidth, have: el.clientWidth,
+        where: where(el), id: '', text: `${longest.length} characters: ${longest.trim().slice(0, 90)}`});
+    }
+  }
+  return {math: nMath, code: nCode, wide: out};
 }
 """
 
@@ -190,7 +238,8 @@ def record_screens(p, rec: dict, slug: str, shots: Path) -> dict:
     def desktop():
         p.evaluate("window.scrollTo(0, 0)")  # interactive tests may have scrolled
         shoot(p, shots / f"{slug}-desktop.png")
-        return {"contrast": p.evaluate(CONTRAST_JS, LIGHT_MIN_CONTRAST), "shot": str(shots / f"{slug}-desktop.png")}
+        return {"contrast": p.evaluate(CONTRAST_JS, LIGHT_MIN_CONTRAST), "shot": str(shots / f"{slug}-desktop.png"),
+                "wide": p.evaluate(WIDE_JS)}
 
     def dark():
         how = to_dark(p)
@@ -208,7 +257,7 @@ def record_screens(p, rec: dict, slug: str, shots: Path) -> dict:
         p.wait_for_timeout(200)  # re-layout
         shoot(p, shots / f"{slug}-phone.png")
         return {"overflow": p.evaluate(OVERFLOW_JS), "shot": str(shots / f"{slug}-phone.png"),
-                "article": p.locator("article").first.is_visible()}
+                "article": p.locator("article").first.is_visible(), "wide": p.evaluate(WIDE_JS)}
 
     _stage(rec, "desktop", desktop)
     _stage(rec, "dark", dark)

@@ -1,4 +1,6 @@
-"""Screenshots of every page at desktop and phone width and in dark mode; the layouts are usable.
+"""Screenshots of every page at desktop and phone width and in dark mode; the layouts are usable:
+no math block or code cell is wider than its box at either width, and dark mode keeps every text
+(the explorers' included) readable.
 
 Screenshots: _build/screenshots/<page>-desktop.png, <page>-phone.png, <page>-dark.png
 (LINFLOW_SCREENSHOTS overrides the folder). Pages taller than 12000 px (LINFLOW_SCREENSHOT_MAX)
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pagechecks import LIGHT_MIN_CONTRAST, MIN_CONTRAST, PHONE
+from pagechecks import DESKTOP, LIGHT_MIN_CONTRAST, MIN_CONTRAST, PHONE
 from sitehelpers import page_params, require_site, toc_pages
 
 pytestmark = pytest.mark.browser
@@ -84,3 +86,23 @@ def test_phone(page, visited):
     if not res["article"]:
         problems.append("on a phone the article is not visible")
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+def _wide(res: dict) -> list[str]:
+    return [f"{w['kind']} {w['where']}{' #' + w['id'] if w['id'] else ''}: {w['need']} px in a {w['have']} px box: {w['text']}"
+            for w in res["wide"]["wide"]]
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+@pytest.mark.parametrize("page", PAGES)
+def test_math_and_code_fit(page, width, visited):
+    """Every display equation and code block fits its box at desktop (1280 px) and phone (390 px)
+    width: nothing to scroll sideways, nothing cut off. Each offender is listed with where it is."""
+    require_site()
+    res = _stage(visited(page), width, page)
+    px = (DESKTOP if width == "desktop" else PHONE)[0]
+    problems = _wide(res)
+    n = res["wide"]
+    assert not problems, (f"{page} at {px} px: {len(problems)} of its {n['math']} display equations and "
+                          f"{n['code']} code blocks (cells, outputs, listings) are wider than their box "
+                          "(split the equation with aligned/split, wrap the code line):\n  " + "\n  ".join(problems))
