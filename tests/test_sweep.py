@@ -164,9 +164,41 @@ def test_resume_skips_finished_points(tmp_path):
     calls.clear()
     again = sweep.run(pts, counting, t_end=0.5, path=path, max_batch=2, measure=lambda p, W, t: {})
     assert calls == [] and [r["loss_final"] for r in again] == [r["loss_final"] for r in rows]
-    # other settings are other keys
-    other = sweep.run(pts[:2], counting, t_end=0.25, path=path)
+    # rows store the settings; a resume with other settings is refused, naming the setting
+    assert rows[0]["settings"] == {"t_end": 0.5, "method": "dopri5", "rtol": 1e-8, "atol": 1e-10, "tag": None}
+    for changed, pattern in (({"t_end": 0.25}, "t_end: saved 0.5, now 0.25"),
+                             ({"t_end": 0.5, "rtol": 1e-6}, "rtol: saved 1e-08, now 1e-06"),
+                             ({"t_end": 0.5, "method": "rk4", "dt": 0.1}, "method: saved 'dopri5', now 'rk4'; dt"),
+                             ({"t_end": 0.5, "tag": "v2"}, "tag: saved None, now 'v2'")):
+        with pytest.raises(ValueError, match=pattern):
+            sweep.run(pts[:2], counting, path=path, **changed)
+    assert calls == [] and len(sweep.read_rows(path)) == 8
+    other = sweep.run(pts[:2], counting, t_end=0.25, path=path + ".other")  # another file: fine
     assert calls == [0, 1] and other[0]["key"] != rows[0]["key"]
+
+
+def test_one_writer_per_results_file(tmp_path):
+    """A second sweep on a path in use is refused (lock file); the lock goes with the sweep."""
+    path = str(tmp_path / "rows.jsonl")
+    inner = {}
+
+    def nested(point, Ws0, traj):  # a second sweep on the same path while the first one writes
+        with pytest.raises(sweep.SweepLocked, match="another sweep is writing") as err:
+            sweep.run([{"seed": 9}], build, t_end=0.1, path=path)
+        inner["message"] = str(err.value)
+        return {}
+
+    rows = sweep.run(sweep.grid(seed=range(2)), build, t_end=0.1, path=path, measure=nested)
+    assert f"pid {__import__('os').getpid()}" in inner["message"] and ".lock" in inner["message"]
+    assert all(r["ok"] for r in rows) and len(sweep.read_rows(path)) == 2
+    assert not (tmp_path / "rows.jsonl.lock").exists()
+    # the lock is released by an exception too
+    def interrupted(point, Ws0, traj):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run([{"seed": 5}], build, t_end=0.1, path=path, measure=interrupted)
+    assert len(sweep.run([{"seed": 5}], build, t_end=0.1, path=path)) == 1
 
 
 def test_retry_failed(tmp_path):
