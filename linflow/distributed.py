@@ -2,7 +2,7 @@ r"""Sweeps on a Dask cluster: :func:`linflow.sweep.run` with ``client=``.
 
 The unit of work is one batch of :func:`linflow.sweep.run`: a task gets a slice of
 the points, builds them on the worker, runs them as batched flows there (the same
-code as the in-process sweep, :func:`linflow.sweep._execute`) and returns the rows.
+code as the in-process sweep, ``linflow.sweep._execute``) and returns the rows.
 The client submits every task at once, and as futures complete it hands their rows
 to the sweep's single writer, which appends them to the results file; nothing on a
 worker touches that file.
@@ -23,18 +23,48 @@ worker touches that file.
 """
 from __future__ import annotations
 
+import importlib.util
+import logging
+import math
 import os
 import uuid
 
 from .backend import resolve
 from .sweep import _FAIL, _batch_size_for, _execute, _prepare, available_memory
 
-__all__ = ["execute", "local_client"]
+__all__ = ["execute", "local_client", "sweep_time"]
 
 #: Points the probe tries before giving up on sizing a batch (all of them failing to build).
 PROBE_POINTS = 16
 #: Share of a worker's memory limit per thread that one batch may use.
 FRACTION = 0.5
+
+#: Environment of a single-threaded worker process.  One thread for linflow's batch splitting
+#: and for BLAS; and a fixed mmap threshold of 64 MiB: Dask's nanny sets MALLOC_TRIM_THRESHOLD_,
+#: which also freezes glibc's mmap threshold at 128 KiB, so every batch-sized temporary became
+#: a fresh mmap and a batched flow ran about 1.8x slower (benchmarks/README.md, Dask sweeps).
+WORKER_ENV = {"LINFLOW_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": str(64 * 2 ** 20)}
+
+
+def sweep_time(points, workers, batch, *, t_point, o_task, c_row=0.0, t_start=0.0):
+    r"""Predicted wall time (seconds) of a sweep of ``points`` on ``workers`` single-threaded workers.
+
+    .. math::  T = T_{\text{start}} + \max\Big(\Big\lceil \tfrac{P}{B} \Big\rceil \frac{B\,t_{\text{point}}
+               + o_{\text{task}}}{W},\; P\,c_{\text{row}}\Big)
+
+    ``batch`` points per task take ``batch * t_point`` seconds on a worker plus
+    ``o_task`` of scheduling, shipping and building; the tasks spread evenly over the
+    workers, while the client, the single writer, spends ``c_row`` per row at the same
+    time, so the slower of the two sets the pace.  ``benchmarks/dask_sweep.py`` measures
+    the parameters (see the course appendix *Numerical methods*, Cost model, for
+    ``t_point`` as a function of the network's size).
+    """
+    P, W, B = int(points), int(workers), int(batch)
+    if min(P, W, B) < 1:
+        raise ValueError(f"linflow: points, workers and batch must be positive; got {P}, {W}, {B}.")
+    compute = math.ceil(P / B) / W * (B * t_point + o_task)
+    return float(t_start + max(compute, P * c_row))
 
 
 def _require():
@@ -51,16 +81,17 @@ def _require():
 def local_client(n_workers=None):
     """Start a ``LocalCluster`` (processes, one single-threaded worker per core) and a client on it.
 
-    Each worker runs one batch at a time on one core (``LINFLOW_THREADS=1``, one BLAS
-    thread), so the cores are not oversubscribed.  The dashboard link is printed.
+    Each worker runs one batch at a time on one core (:data:`WORKER_ENV`: ``LINFLOW_THREADS=1``,
+    one BLAS thread), so the cores are not oversubscribed.  The dashboard link is printed.
     """
     distributed = _require()
     n = n_workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-    one = {"LINFLOW_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", env=one)
+                                       dashboard_address=":0", env=WORKER_ENV, silence_logs=logging.ERROR)
     client = distributed.Client(cluster)
-    print(f"linflow: started a local Dask cluster, {n} workers; dashboard: {client.dashboard_link}", flush=True)
+    note = "" if importlib.util.find_spec("bokeh") else " (install bokeh to view it)"
+    print(f"linflow: started a local Dask cluster, {n} workers; dashboard: {client.dashboard_link}{note}",
+          flush=True)
     return client
 
 

@@ -5,7 +5,9 @@ A sweep runs one gradient flow per *point* (a small dict of parameters, e.g.
 with the same loss are stacked into one batch and integrated by a single call
 of :func:`linflow.gradient_flow`, so a thousand seeds cost about as much as a
 few batched runs, not a thousand separate ones.  The batch size comes from the
-cost model of numerics §5.3 and the memory available (or ``max_batch``).
+cost model (see the course appendix *Numerical methods*, Cost model) and the
+memory available (or ``max_batch``).  With ``client=`` the batches run on a Dask
+cluster (:mod:`linflow.distributed`) and this process stays the one writer.
 
 Results are a *tidy table*: one plain ``dict`` per point, with the point's
 parameters, the run's outcome and whatever ``measure`` adds.  With ``path``,
@@ -412,7 +414,7 @@ def run(
         key is already in the file are skipped, so re-running resumes a sweep.  The
         file has one writer: while a sweep runs it holds ``path + ".lock"`` (an
         ``flock``, released when the process ends, even when it is killed), and a second
-        sweep on the same ``path`` raises :class:`SweepLocked`.  Rows store the run
+        sweep on the same ``path`` raises :class:`~linflow.sweep.SweepLocked`.  Rows store the run
         settings, and a resume whose settings differ from the saved rows' (``t_end``,
         ``method``, ``rtol``, ``atol``, ``tag`` or another flow keyword) raises a
         ``ValueError`` that names the setting.
@@ -420,7 +422,8 @@ def run(
         Upper bound on the trajectories per batch.
     memory : int, optional
         Bytes a batch may use (default: half the free memory); the batch size is
-        ``memory // bytes_per_trajectory(...)`` (numerics §5.3).
+        ``memory // bytes_per_trajectory(...)`` (see the course appendix *Numerical
+        methods*, Cost model).
     progress : bool or None
         tqdm bar over points; ``None`` shows it only on a terminal (``LINFLOW_PROGRESS``).
     retry_failed : bool

@@ -230,7 +230,7 @@ def test_write_csv_and_json(tmp_path):
 
 
 def test_memory_model_and_batch_size():
-    # square layers, RK4: (5L + 1) n^2 words of state plus the save buffer (numerics §5.3)
+    # square layers, RK4: (5L + 1) n^2 words of state plus the save buffer (the course appendix *Numerical methods*, Cost model)
     n, L = 10, 3
     per = sweep.bytes_per_trajectory([n] * (L + 1), method="rk4", n_saves=0)
     assert per == 8 * (5 * L * n * n + (L + 1) * n * n)
@@ -372,3 +372,16 @@ def test_backend_option_takes_points_built_anywhere():
     plain = sweep.run(pts, on_numpy, t_end=0.5)
     assert all(r["ok"] for r in moved), [r["error"] for r in moved]
     assert [r["loss_final"] for r in moved] == pytest.approx([r["loss_final"] for r in plain], rel=1e-13)
+
+
+def test_cluster_time_model():
+    """The sizing model of linflow.distributed: whole tasks spread over workers, or the writer's pace."""
+    from linflow.distributed import sweep_time
+
+    # 10 points in tasks of 3: 4 tasks, 2 rounds on 2 workers of 3 * 0.5 s + 0.1 s each
+    assert sweep_time(10, 2, 3, t_point=0.5, o_task=0.1, t_start=1.0) == pytest.approx(1.0 + 2 * 1.6)
+    # one worker per task: one round; a slow writer sets the pace instead
+    assert sweep_time(10, 4, 3, t_point=0.5, o_task=0.1) == pytest.approx(1.6)
+    assert sweep_time(10, 4, 3, t_point=0.5, o_task=0.1, c_row=1.0) == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="workers and batch must be positive"):
+        sweep_time(10, 0, 3, t_point=0.5, o_task=0.1)

@@ -48,9 +48,10 @@ def same(a, b, skip=("seconds", "pid")):
 
 @pytest.fixture(scope="module")
 def client():
-    one = {"LINFLOW_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    from linflow.distributed import WORKER_ENV
+
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  scheduler_port=0, env=one, silence_logs=50) as cluster:
+                                  scheduler_port=0, env=WORKER_ENV, silence_logs=50) as cluster:
         with distributed.Client(cluster) as c:
             yield c
 
