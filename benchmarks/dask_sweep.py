@@ -15,11 +15,12 @@ and checks that the two tables agree in every column but ``seconds``.  Then it m
 the per-task overhead of Dask (``client.map`` of a no-op) and of a sweep task (one trivial
 point per task), and what the single writer spends per row.  The scaling model
 
-    T(P, W, B) = T_start + max( ceil(P / B) / W * (B * t_point + o_task),  P * c_row )
+    T(P, W, B) = T_start + max( ceil(ceil(P / B) / W) * (B * t_point + o_task),  P * c_row )
 
 (``P`` points, ``W`` workers, ``B`` points per task, ``t_point`` seconds per point in a
-worker, ``o_task`` overhead per task, ``c_row`` client time per row) is fitted from
-these numbers, compared with the measured run, and used to predict 10^7 points.
+worker, ``o_task`` overhead per task, ``c_row`` client time per row) takes ``t_point``
+from the main run and the overheads from their own measurements, is checked against a
+second sweep of other points in small tasks (``B = 200``), and predicts 10^7 points.
 Writes ``dask_sweep.json`` and ``dask_sweep.png`` to ``--out``.
 """
 from __future__ import annotations
@@ -95,7 +96,7 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      env=WORKER_ENV, silence_logs=40) as cluster, Client(cluster) as client:
+                      env=WORKER_ENV, silence_logs=50) as cluster, Client(cluster) as client:
         t_start = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
@@ -116,6 +117,12 @@ def main(argv=None):
         o_sweep = (time.perf_counter() - t0) * args.workers / k2
         print(f"overhead per task: dask {o_dask * 1e3:.2f} ms, sweep task {o_sweep * 1e3:.2f} ms", flush=True)
 
+        # a second, independent sweep to check the model: other seeds, small tasks (overhead shows)
+        P2, B2 = args.points // 5, 200
+        t0 = time.perf_counter()
+        sweep.run(sweep.grid(seed=range(10**9, 10**9 + P2)), build, client=client, max_batch=B2, **kw)
+        t_check = time.perf_counter() - t0
+
     # the single writer: time per row of appending a table like this one
     with tempfile.TemporaryDirectory() as tmp:
         rows = [dict(r, settings={"t_end": T}) for r in single[:10_000]]
@@ -124,21 +131,28 @@ def main(argv=None):
             sweep._append(f"{tmp}/w.jsonl", rows[j:j + B])
         c_row = (time.perf_counter() - t0) / len(rows)
 
-    # seconds per point inside one worker: the batch wall time per point the rows report
-    t_point = float(np.median([r["seconds"] for r in dist]))
+    # seconds per point on one worker (building, integrating, measuring, returning the row),
+    # fitted to the main run: its ceil(P/B)/W rounds of B points each cost B t_point + o_task
+    rounds = math.ceil(math.ceil(args.points / B) / args.workers)
+    t_point = (t_dask / rounds - o_sweep) / B
     fit = dict(t_point=t_point, o_task=o_sweep, c_row=c_row, t_start=t_start)
     predicted = model(args.points, args.workers, B, **fit)
+    check = {"points": P2, "batch": B2, "measured_s": t_check,
+             "predicted_s": model(P2, args.workers, B2, **dict(fit, t_start=0.0))}
+    print(f"check: {P2} other points in tasks of {B2}: {t_check:.1f} s, model {check['predicted_s']:.1f} s")
     out["measured"] = {"one_process_s": t_single, "dask_s": t_dask, "cluster_start_s": t_start,
                        "speedup": t_single / t_dask, "identical_rows": identical,
                        "overhead_per_task_dask_s": o_dask, "overhead_per_task_sweep_s": o_sweep,
                        "writer_per_row_s": c_row, "t_point_worker_s": t_point,
+                       "t_point_integration_only_s": float(np.median([r["seconds"] for r in dist])),
                        "t_point_one_process_s": t_single / args.points}
     P7 = 10 ** 7
     workers = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
     sizes = sorted({10, 100, B})
     out["model"] = {
-        "formula": "T = T_start + max(ceil(P/B)/W * (B*t_point + o_task), P*c_row)",
-        "parameters": fit, "predicted_this_run_s": predicted,
+        "formula": "T = T_start + max(ceil(ceil(P/B)/W) * (B*t_point + o_task), P*c_row)",
+        "parameters": fit, "fitted_to": "the main run (t_point); overheads measured separately",
+        "predicted_this_run_s": predicted, "check": check,
         "predicted_1e7": {str(b): {str(w): model(P7, w, b, **fit) for w in workers} for b in sizes},
         "writer_floor_1e7_s": P7 * c_row,
         "workers_where_writer_binds_1e7": math.ceil((B * t_point + o_sweep) / (B * c_row)),
@@ -155,8 +169,8 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.bar(["one process", f"{args.workers} workers", "model"], [t_single, t_dask, predicted],
-          color=["C0", "C1", "C2"])
+    a.bar(["one process", f"{args.workers} workers", f"check: {P2}\npoints, B={B2}", "model"],
+          [t_single, t_dask, t_check, check["predicted_s"]], color=["C0", "C1", "C1", "C2"])
     a.set_ylabel("wall time (s)")
     a.set_title(f"{args.points:.0e} points, n={N}, L={L}, t_end={T}", fontsize=9)
     for bsz in sizes:
@@ -165,7 +179,7 @@ def main(argv=None):
     b.axhline(P7 * c_row, color="k", ls=":", label="single writer (client)")
     b.set_xlabel("workers W")
     b.set_ylabel("predicted wall time (s)")
-    b.set_title("10^7 points: T = T_start + max(P/(BW) (B t_point + o_task), P c_row)", fontsize=8)
+    b.set_title("10^7 points: T = T_start + max(ceil(ceil(P/B)/W) (B t_point + o_task), P c_row)", fontsize=8)
     b.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "dask_sweep.png"), dpi=110)

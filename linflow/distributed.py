@@ -50,20 +50,21 @@ WORKER_ENV = {"LINFLOW_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THRE
 def sweep_time(points, workers, batch, *, t_point, o_task, c_row=0.0, t_start=0.0):
     r"""Predicted wall time (seconds) of a sweep of ``points`` on ``workers`` single-threaded workers.
 
-    .. math::  T = T_{\text{start}} + \max\Big(\Big\lceil \tfrac{P}{B} \Big\rceil \frac{B\,t_{\text{point}}
-               + o_{\text{task}}}{W},\; P\,c_{\text{row}}\Big)
+    .. math::  T = T_{\text{start}} + \max\Big(\Big\lceil \tfrac{1}{W}\Big\lceil \tfrac{P}{B}
+               \Big\rceil \Big\rceil (B\,t_{\text{point}} + o_{\text{task}}),\; P\,c_{\text{row}}\Big)
 
     ``batch`` points per task take ``batch * t_point`` seconds on a worker plus
-    ``o_task`` of scheduling, shipping and building; the tasks spread evenly over the
-    workers, while the client, the single writer, spends ``c_row`` per row at the same
-    time, so the slower of the two sets the pace.  ``benchmarks/dask_sweep.py`` measures
+    ``o_task`` of scheduling, shipping and building; the ``ceil(P / B)`` tasks run in
+    rounds of ``W`` (more workers than tasks gain nothing), while the client, the single
+    writer, spends ``c_row`` per row at the same time, so the slower of the two sets the
+    pace.  ``benchmarks/dask_sweep.py`` measures
     the parameters (see the course appendix *Numerical methods*, Cost model, for
     ``t_point`` as a function of the network's size).
     """
     P, W, B = int(points), int(workers), int(batch)
     if min(P, W, B) < 1:
         raise ValueError(f"linflow: points, workers and batch must be positive; got {P}, {W}, {B}.")
-    compute = math.ceil(P / B) / W * (B * t_point + o_task)
+    compute = math.ceil(math.ceil(P / B) / W) * (B * t_point + o_task)
     return float(t_start + max(compute, P * c_row))
 
 
@@ -87,7 +88,7 @@ def local_client(n_workers=None):
     distributed = _require()
     n = n_workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", env=WORKER_ENV, silence_logs=logging.ERROR)
+                                       dashboard_address=":0", env=WORKER_ENV, silence_logs=logging.CRITICAL)
     client = distributed.Client(cluster)
     note = "" if importlib.util.find_spec("bokeh") else " (install bokeh to view it)"
     print(f"linflow: started a local Dask cluster, {n} workers; dashboard: {client.dashboard_link}{note}",

@@ -380,8 +380,10 @@ def test_cluster_time_model():
 
     # 10 points in tasks of 3: 4 tasks, 2 rounds on 2 workers of 3 * 0.5 s + 0.1 s each
     assert sweep_time(10, 2, 3, t_point=0.5, o_task=0.1, t_start=1.0) == pytest.approx(1.0 + 2 * 1.6)
-    # one worker per task: one round; a slow writer sets the pace instead
-    assert sweep_time(10, 4, 3, t_point=0.5, o_task=0.1) == pytest.approx(1.6)
+    # 4 tasks on 3 workers still take 2 rounds; one worker per task: one round, more gain nothing
+    assert sweep_time(10, 3, 3, t_point=0.5, o_task=0.1) == pytest.approx(2 * 1.6)
+    assert sweep_time(10, 4, 3, t_point=0.5, o_task=0.1) == sweep_time(10, 64, 3, t_point=0.5, o_task=0.1) == 1.6
+    # a slow writer sets the pace instead
     assert sweep_time(10, 4, 3, t_point=0.5, o_task=0.1, c_row=1.0) == pytest.approx(10.0)
     with pytest.raises(ValueError, match="workers and batch must be positive"):
         sweep_time(10, 0, 3, t_point=0.5, o_task=0.1)
