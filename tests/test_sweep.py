@@ -387,3 +387,16 @@ def test_cluster_time_model():
     assert sweep_time(10, 4, 3, t_point=0.5, o_task=0.1, c_row=1.0) == pytest.approx(10.0)
     with pytest.raises(ValueError, match="workers and batch must be positive"):
         sweep_time(10, 0, 3, t_point=0.5, o_task=0.1)
+
+
+def test_dask_is_imported_only_for_a_client():
+    """linflow[dask] is optional: an in-process sweep never imports dask."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, linflow as lf\n"
+            "rows = lf.sweep.run([{'s': 0}], lambda p: ((np.eye(2),), lf.losses.Squared(np.eye(2))), t_end=0.1)\n"
+            "assert rows[0]['ok']\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -158,9 +158,10 @@ def test_local_cluster_is_started_and_closed(capsys, monkeypatch):
     started = []
     real = ld.local_client
     monkeypatch.setattr(ld, "local_client", lambda *a: started.append(real(*a)) or started[-1])
-    rows = sweep.run(POINTS[:6], build, client="local", **SETTINGS)
-    out = capsys.readouterr().out
-    assert "local Dask cluster, 2 workers" in out and "dashboard: http" in out
+    rows = sweep.run(POINTS[:6], build, client="local", progress=True, **SETTINGS)
+    captured = capsys.readouterr()
+    assert "local Dask cluster, 2 workers" in captured.out and "dashboard: http" in captured.out
+    assert "sweep" in captured.err and "6/6" in captured.err  # one bar over the points, on the client
     assert all(same(a, b) for a, b in zip(rows, sweep.run(POINTS[:6], build, **SETTINGS)))
     (c,) = started
     assert c.status == "closed" and c.cluster.status.name == "closed"
