@@ -172,3 +172,19 @@ def test_bad_client():
         sweep.run(POINTS[:1], build, client="remote", **SETTINGS)
     with pytest.raises(TypeError, match="client must be a dask.distributed.Client, 'local' or None; got int"):
         sweep.run(POINTS[:1], build, client=3, **SETTINGS)
+
+
+def test_benchmark_script_runs(tmp_path):
+    """benchmarks/dask_sweep.py end to end on a few points (a broken script would show only at 10^5)."""
+    import json
+    import pathlib
+    import subprocess
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "dask_sweep.py"
+    subprocess.run([sys.executable, str(script), "--quick", "--points", "400", "--out", str(tmp_path)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    res = json.loads((tmp_path / "dask_sweep.json").read_text())
+    assert res["measured"]["identical_rows"] is True
+    fit = res["model"]["parameters"]
+    assert all(fit[k] > 0 for k in ("t_point", "o_task", "c_row", "t_start"))
+    assert (tmp_path / "dask_sweep.png").stat().st_size > 0
