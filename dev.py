@@ -109,7 +109,7 @@ def ensure_chromium():
 
 
 def test(args):
-    venv(("test",))
+    venv(("test", "dask"))  # the Dask sweep tests start LocalClusters
     ensure_chromium()
     book(setup=False)
     e = env()

@@ -5,7 +5,9 @@ A sweep runs one gradient flow per *point* (a small dict of parameters, e.g.
 with the same loss are stacked into one batch and integrated by a single call
 of :func:`linflow.gradient_flow`, so a thousand seeds cost about as much as a
 few batched runs, not a thousand separate ones.  The batch size comes from the
-cost model of numerics §5.3 and the memory available (or ``max_batch``).
+cost model (see the course appendix *Numerical methods*, Cost model) and the
+memory available (or ``max_batch``).  With ``client=`` the batches run on a Dask
+cluster (:mod:`linflow.distributed`) and this process stays the one writer.
 
 Results are a *tidy table*: one plain ``dict`` per point, with the point's
 parameters, the run's outcome and whatever ``measure`` adds.  With ``path``,
@@ -31,7 +33,9 @@ True
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import itertools
 import json
 import math
@@ -54,6 +58,7 @@ __all__ = [
     "write_json",
     "point_key",
     "summarize",
+    "SweepLocked",
 ]
 
 #: Words per state entry ``N = sum_l h_{l-1} h_l`` held at once by one step of each method
@@ -61,6 +66,9 @@ __all__ = [
 #: copy; numerics §5.3 gives 5 for RK4).  ``benchmarks/run.py`` (comparison d) measures these
 #: with tracemalloc; the values are fitted to its measurements.
 STATE_WORDS = {"rk4": 5, "dopri5": 18, "midpoint": 13, "gauss2": 17}
+
+#: gradient_flow's defaults of the settings every row stores
+_FLOW_DEFAULTS = {k: inspect.signature(gradient_flow).parameters[k].default for k in ("method", "rtol", "atol")}
 
 _FAIL = (ValueError, TypeError, ArithmeticError, RuntimeError, np.linalg.LinAlgError)
 
@@ -374,6 +382,7 @@ def run(
     retry_failed=False,
     tag=None,
     backend=None,
+    client=None,
     **flow_kwargs,
 ):
     r"""Run :func:`linflow.gradient_flow` for every point, batched; return a tidy table of rows.
@@ -402,18 +411,25 @@ def run(
         the backend) — faster for batched quantities such as ``lf.lambda_min``.
     path : str, optional
         JSON Lines file.  Each finished batch is appended (and flushed); points whose
-        key is already in the file are skipped, so re-running resumes a sweep.
+        key is already in the file are skipped, so re-running resumes a sweep.  The
+        file has one writer: while a sweep runs it holds ``path + ".lock"`` (an
+        ``flock``, released when the process ends, even when it is killed), and a second
+        sweep on the same ``path`` raises :class:`~linflow.sweep.SweepLocked`.  Rows store the run
+        settings, and a resume whose settings differ from the saved rows' (``t_end``,
+        ``method``, ``rtol``, ``atol``, ``tag`` or another flow keyword) raises a
+        ``ValueError`` that names the setting.
     max_batch : int, optional
         Upper bound on the trajectories per batch.
     memory : int, optional
         Bytes a batch may use (default: half the free memory); the batch size is
-        ``memory // bytes_per_trajectory(...)`` (numerics §5.3).
+        ``memory // bytes_per_trajectory(...)`` (see the course appendix *Numerical
+        methods*, Cost model).
     progress : bool or None
         tqdm bar over points; ``None`` shows it only on a terminal (``LINFLOW_PROGRESS``).
     retry_failed : bool
         Re-run points whose saved row failed (default: keep them as they are).
     tag : str, optional
-        Extra text in the resume key (change it to invalidate saved rows).
+        Extra text in the resume key and the stored settings (a label for the run).
     backend : str or Backend, optional
         Where the batches run (``"cupy"``, ``"numpy"``, ``"array_api_strict"`` or a
         :class:`~linflow.backend.Backend`).  ``build`` then returns host NumPy arrays: they
@@ -423,6 +439,15 @@ def run(
         device costs a transfer per array and a check per point.  ``None`` (default): the
         batches run where ``build``'s arrays live.  A backend that cannot be used (CuPy
         without a GPU) raises :class:`~linflow.BackendError` before anything runs.
+    client : ``dask.distributed.Client``, ``"local"`` or None
+        Run the batches on a Dask cluster (see :mod:`linflow.distributed`): a
+        ``Client`` of any cluster (``LocalCluster``, dask-jobqueue, dask-cuda's
+        ``LocalCUDACluster``), or ``"local"`` to start a ``LocalCluster`` of one
+        single-threaded worker process per core for this call.  ``build`` and
+        ``measure`` are shipped to the workers, each task is one batch sized by the
+        worker's memory and ``backend``, and the rows come back to this process, which
+        alone writes ``path``.  The rows equal those of ``client=None`` (the default:
+        everything runs in this process) in every column but ``seconds``.
     **flow_kwargs
         Passed on to :func:`linflow.gradient_flow` (``method``, ``rtol``, ``atol``,
         ``dt``, ``t_eval``, ``loss_tol``, ``save``, ``diagnostics``, ``max_steps``).
@@ -436,7 +461,8 @@ def run(
         ``"max_steps"``, ``"failed"``); ``error`` (message or ``None``); and, when
         integrated, ``loss_0``, ``loss_final``, ``t_final``, ``steps``, ``rejected``,
         ``evaluations``, ``seconds`` (the batch's wall time per point); then the
-        ``measure`` columns.
+        ``measure`` columns; last ``settings`` (a dict: ``t_end``, ``method``, ``rtol``,
+        ``atol``, ``tag`` and any other flow keyword given).
 
     Notes
     -----
@@ -453,79 +479,50 @@ def run(
             raise TypeError(f"linflow: sweep.run manages {bad!r} itself; do not pass it.")
     if t_end is not None:
         t_end = float(t_end)
-    target = None if backend is None else resolve(backend)
-    move = None if target is None else mover(target)
+    if client is None:  # with a client, the backend is resolved on the workers (a GPU may be only there)
+        backend = None if backend is None else resolve(backend)
     settings = {"t_end": t_end, "flow": {k: _plain(v) for k, v in sorted(flow_kwargs.items())}, "tag": tag}
     keys = [point_key(p, settings) for p in points]
-    saved = {}
-    for row in read_rows(path):
-        if "key" in row:
-            saved[row["key"]] = row
-    if retry_failed:
-        saved = {k: r for k, r in saved.items() if r.get("ok")}
-    todo = [i for i, k in enumerate(keys) if k not in saved]
-    seen = set()
-    todo = [i for i in todo if not (keys[i] in seen or seen.add(keys[i]))]  # duplicate points run once
+    stored = _stored_settings(t_end, flow_kwargs, tag)
+    with _lock(path):
+        saved = {}
+        for row in read_rows(path):
+            if "key" in row:
+                _check_settings(path, row, stored)
+                saved[row["key"]] = row
+        if retry_failed:
+            saved = {k: r for k, r in saved.items() if r.get("ok")}
+        todo = [i for i, k in enumerate(keys) if k not in saved]
+        seen = set()
+        todo = [i for i in todo if not (keys[i] in seen or seen.add(keys[i]))]  # duplicate points run once
 
-    results = {}
-    bar = _Bar(len(todo), _show_progress(progress) and bool(todo), "sweep")
-    lcache = {}
-    try:
-        # build points one by one; a group of compatible points runs once it fills a batch
-        groups = {}  # signature -> (batch size, pending members)
+        results = {}
+        where = {keys[i]: i for i in todo}
+        bar = _Bar(len(todo), _show_progress(progress) and bool(todo), "sweep")
 
-        def flush(sig):
-            bsize, members = groups[sig]
-            if not members:
-                return
-            xp = members[0][4]
-            kw = dict(flow_kwargs)
-            kw.update(members[0][3])
-            rows = _run_batch(xp, members, points, keys, t_end, kw, measure, measure_batch, move)
-            for (i, *_), row in zip(members, rows):
-                results[i] = row
-            _append(path, rows)
-            bar.update(len(members))
-            groups[sig] = (bsize, [])
+        def emit(rows):
+            """The one writer: keep and append the rows of points not yet recorded."""
+            new = []
+            for row in rows:
+                i = where[row["key"]]
+                if i not in results:  # a batch re-run after a lost worker brings its rows twice
+                    row["settings"] = dict(stored)
+                    results[i] = row
+                    new.append(row)
+            _append(path, new)
+            bar.update(len(new))
 
-        for i in todo:
-            p = points[i]
-            try:
-                Ws, loss, kw = _unpack(build(dict(p)))
-                if target is not None:  # stacked on the host, moved once per batch
-                    Ws = tuple(to_numpy(W) for W in Ws)
-                xp = namespace(*Ws)
-                sig = (
-                    tuple(tuple(W.shape) for W in Ws), str(Ws[0].dtype),
-                    json.dumps(_plain(kw), sort_keys=True, default=str),
-                    type(loss).__name__ if _stackable(loss) else _fingerprint(loss, lcache),
-                )
-            except _FAIL as exc:
-                row = _failed_row(p, keys[i], exc)
-                results[i] = row
-                _append(path, [row])
-                bar.update(1)
-                continue
-            if sig not in groups:
-                full = dict(flow_kwargs)
-                full.update(kw)
-                method = full.get("method", "dopri5")
-                dims = [Ws[0].shape[0]] + [W.shape[1] for W in Ws]
-                bsize = batch_size(
-                    dims, memory=memory, max_batch=max_batch if t_end is not None else (max_batch or 4096),
-                    xp=xp if target is None else target.xp, device=None if target is None else target.device,
-                    method=method if isinstance(method, str) and method in STATE_WORDS else "dopri5",
-                    dtype=str(Ws[0].dtype if target is None else target.dtype), n_saves=_n_saves(full),
-                    save_product="product" in tuple(full.get("save", ("loss", "product"))),
-                )
-                groups[sig] = (bsize, [])
-            groups[sig][1].append((i, Ws, loss, kw, xp))
-            if len(groups[sig][1]) >= groups[sig][0]:
-                flush(sig)
-        for sig in list(groups):
-            flush(sig)
-    finally:
-        bar.close()
+        opts = dict(t_end=t_end, flow_kwargs=flow_kwargs, measure=measure, measure_batch=measure_batch,
+                    max_batch=max_batch, memory=memory, backend=backend)
+        try:
+            if client is None:
+                _execute(points, keys, todo, build, emit, **opts)
+            elif todo:
+                from . import distributed
+
+                distributed.execute(client, points, keys, todo, build, emit, **opts)
+        finally:
+            bar.close()
 
     out = []
     for i, k in enumerate(keys):
@@ -537,6 +534,140 @@ def run(
             j = keys.index(k)
             out.append(results.get(j, saved.get(k)))
     return out
+
+
+def _prepare(build, point, target, lcache):
+    """Build one point: ``(Ws, loss, flow_kwargs, xp, signature)``; points of equal signature share a batch."""
+    Ws, loss, kw = _unpack(build(dict(point)))
+    if target is not None:  # stacked on the host, moved once per batch
+        Ws = tuple(to_numpy(W) for W in Ws)
+    xp = namespace(*Ws)
+    sig = (
+        tuple(tuple(W.shape) for W in Ws), str(Ws[0].dtype),
+        json.dumps(_plain(kw), sort_keys=True, default=str),
+        type(loss).__name__ if _stackable(loss) else _fingerprint(loss, lcache),
+    )
+    return Ws, loss, kw, xp, sig
+
+
+def _batch_size_for(Ws, xp, kw, *, t_end, flow_kwargs, max_batch, memory, target):
+    """Trajectories per batch for networks shaped like ``Ws`` (cost model, :func:`batch_size`)."""
+    full = dict(flow_kwargs)
+    full.update(kw)
+    method = full.get("method", "dopri5")
+    dims = [Ws[0].shape[0]] + [W.shape[1] for W in Ws]
+    return batch_size(
+        dims, memory=memory, max_batch=max_batch if t_end is not None else (max_batch or 4096),
+        xp=xp if target is None else target.xp, device=None if target is None else target.device,
+        method=method if isinstance(method, str) and method in STATE_WORDS else "dopri5",
+        dtype=str(Ws[0].dtype if target is None else target.dtype), n_saves=_n_saves(full),
+        save_product="product" in tuple(full.get("save", ("loss", "product"))),
+    )
+
+
+def _execute(points, keys, todo, build, emit, *, t_end, flow_kwargs, measure, measure_batch, max_batch,
+             memory, backend):
+    """Build the points ``todo`` one by one, run each batch of compatible points, ``emit(rows)`` per batch.
+
+    The batch loop of :func:`run`, in this process or in a Dask task (``backend`` resolved)."""
+    target = backend
+    move = None if target is None else mover(target)
+    lcache = {}
+    groups = {}  # signature -> (batch size, pending members)
+
+    def flush(sig):
+        bsize, members = groups[sig]
+        if not members:
+            return
+        kw = dict(flow_kwargs)
+        kw.update(members[0][3])
+        emit(_run_batch(members[0][4], members, points, keys, t_end, kw, measure, measure_batch, move))
+        groups[sig] = (bsize, [])
+
+    for i in todo:
+        try:
+            Ws, loss, kw, xp, sig = _prepare(build, points[i], target, lcache)
+        except _FAIL as exc:
+            emit([_failed_row(points[i], keys[i], exc)])
+            continue
+        if sig not in groups:
+            bsize = _batch_size_for(Ws, xp, kw, t_end=t_end, flow_kwargs=flow_kwargs, max_batch=max_batch,
+                                    memory=memory, target=target)
+            groups[sig] = (bsize, [])
+        groups[sig][1].append((i, Ws, loss, kw, xp))
+        if len(groups[sig][1]) >= groups[sig][0]:
+            flush(sig)
+    for sig in list(groups):
+        flush(sig)
+
+
+# --- one writer, one set of settings per results file ---------------------------------------
+
+class SweepLocked(RuntimeError):
+    """Another sweep is writing the same results file."""
+
+
+@contextlib.contextmanager
+def _lock(path):
+    """Hold ``path + ".lock"`` (``flock``: released by the OS when the process ends) while a sweep runs."""
+    if not path:
+        yield
+        return
+    import fcntl
+    import socket
+
+    lock = os.path.abspath(path) + ".lock"
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise SweepLocked(
+                f"linflow: another sweep is writing {path!r} ({holder}; lock file {lock!r}). A results "
+                f"file has one writer: wait for that sweep to finish, or give this one another path."
+            ) from None
+        try:  # the lock file we hold must still be the one at that path (its last holder unlinks it)
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock)
+        finally:
+            os.close(fd)  # closing releases the flock
+
+
+def _stored_settings(t_end, flow_kwargs, tag):
+    """The run settings every row stores: ``t_end``, ``method``, ``rtol``, ``atol``, ``tag``, other flow keywords."""
+    out = {"t_end": t_end}
+    for name, default in _FLOW_DEFAULTS.items():
+        out[name] = flow_kwargs.get(name, default)
+    out["tag"] = tag
+    out.update((k, v) for k, v in sorted(flow_kwargs.items()) if k not in out)
+    return json.loads(json.dumps(_json_value(_plain(out))))  # as a row read back from the file has it
+
+
+def _check_settings(path, row, stored):
+    """Refuse to resume ``path`` with settings other than those its rows were run with."""
+    saved = row.get("settings")
+    if not isinstance(saved, dict) or saved == stored:
+        return  # (rows written before settings were stored carry them only in their key)
+    changed = [k for k in (*stored, *(k for k in saved if k not in stored)) if saved.get(k) != stored.get(k)]
+    what = "; ".join(f"{k}: saved {saved.get(k)!r}, now {stored.get(k)!r}" for k in changed)
+    raise ValueError(
+        f"linflow: {path!r} holds rows of a sweep run with other settings ({what}). A resume must use "
+        f"the settings of the saved rows: pass the same {', '.join(changed)}, or write to another path."
+    )
 
 
 def _n_saves(kw):

@@ -164,9 +164,41 @@ def test_resume_skips_finished_points(tmp_path):
     calls.clear()
     again = sweep.run(pts, counting, t_end=0.5, path=path, max_batch=2, measure=lambda p, W, t: {})
     assert calls == [] and [r["loss_final"] for r in again] == [r["loss_final"] for r in rows]
-    # other settings are other keys
-    other = sweep.run(pts[:2], counting, t_end=0.25, path=path)
+    # rows store the settings; a resume with other settings is refused, naming the setting
+    assert rows[0]["settings"] == {"t_end": 0.5, "method": "dopri5", "rtol": 1e-8, "atol": 1e-10, "tag": None}
+    for changed, pattern in (({"t_end": 0.25}, "t_end: saved 0.5, now 0.25"),
+                             ({"t_end": 0.5, "rtol": 1e-6}, "rtol: saved 1e-08, now 1e-06"),
+                             ({"t_end": 0.5, "method": "rk4", "dt": 0.1}, "method: saved 'dopri5', now 'rk4'; dt"),
+                             ({"t_end": 0.5, "tag": "v2"}, "tag: saved None, now 'v2'")):
+        with pytest.raises(ValueError, match=pattern):
+            sweep.run(pts[:2], counting, path=path, **changed)
+    assert calls == [] and len(sweep.read_rows(path)) == 8
+    other = sweep.run(pts[:2], counting, t_end=0.25, path=path + ".other")  # another file: fine
     assert calls == [0, 1] and other[0]["key"] != rows[0]["key"]
+
+
+def test_one_writer_per_results_file(tmp_path):
+    """A second sweep on a path in use is refused (lock file); the lock goes with the sweep."""
+    path = str(tmp_path / "rows.jsonl")
+    inner = {}
+
+    def nested(point, Ws0, traj):  # a second sweep on the same path while the first one writes
+        with pytest.raises(sweep.SweepLocked, match="another sweep is writing") as err:
+            sweep.run([{"seed": 9}], build, t_end=0.1, path=path)
+        inner["message"] = str(err.value)
+        return {}
+
+    rows = sweep.run(sweep.grid(seed=range(2)), build, t_end=0.1, path=path, measure=nested)
+    assert f"pid {__import__('os').getpid()}" in inner["message"] and ".lock" in inner["message"]
+    assert all(r["ok"] for r in rows) and len(sweep.read_rows(path)) == 2
+    assert not (tmp_path / "rows.jsonl.lock").exists()
+    # the lock is released by an exception too
+    def interrupted(point, Ws0, traj):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run([{"seed": 5}], build, t_end=0.1, path=path, measure=interrupted)
+    assert len(sweep.run([{"seed": 5}], build, t_end=0.1, path=path)) == 1
 
 
 def test_retry_failed(tmp_path):
@@ -198,7 +230,7 @@ def test_write_csv_and_json(tmp_path):
 
 
 def test_memory_model_and_batch_size():
-    # square layers, RK4: (5L + 1) n^2 words of state plus the save buffer (numerics §5.3)
+    # square layers, RK4: (5L + 1) n^2 words of state plus the save buffer (the course appendix *Numerical methods*, Cost model)
     n, L = 10, 3
     per = sweep.bytes_per_trajectory([n] * (L + 1), method="rk4", n_saves=0)
     assert per == 8 * (5 * L * n * n + (L + 1) * n * n)
@@ -340,3 +372,31 @@ def test_backend_option_takes_points_built_anywhere():
     plain = sweep.run(pts, on_numpy, t_end=0.5)
     assert all(r["ok"] for r in moved), [r["error"] for r in moved]
     assert [r["loss_final"] for r in moved] == pytest.approx([r["loss_final"] for r in plain], rel=1e-13)
+
+
+def test_cluster_time_model():
+    """The sizing model of linflow.distributed: whole tasks spread over workers, or the writer's pace."""
+    from linflow.distributed import sweep_time
+
+    # 10 points in tasks of 3: 4 tasks, 2 rounds on 2 workers of 3 * 0.5 s + 0.1 s each
+    assert sweep_time(10, 2, 3, t_point=0.5, o_task=0.1, t_start=1.0) == pytest.approx(1.0 + 2 * 1.6)
+    # 4 tasks on 3 workers still take 2 rounds; one worker per task: one round, more gain nothing
+    assert sweep_time(10, 3, 3, t_point=0.5, o_task=0.1) == pytest.approx(2 * 1.6)
+    assert sweep_time(10, 4, 3, t_point=0.5, o_task=0.1) == sweep_time(10, 64, 3, t_point=0.5, o_task=0.1) == 1.6
+    # a slow writer sets the pace instead
+    assert sweep_time(10, 4, 3, t_point=0.5, o_task=0.1, c_row=1.0) == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="workers and batch must be positive"):
+        sweep_time(10, 0, 3, t_point=0.5, o_task=0.1)
+
+
+def test_dask_is_imported_only_for_a_client():
+    """linflow[dask] is optional: an in-process sweep never imports dask."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, linflow as lf\n"
+            "rows = lf.sweep.run([{'s': 0}], lambda p: ((np.eye(2),), lf.losses.Squared(np.eye(2))), t_end=0.1)\n"
+            "assert rows[0]['ok']\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

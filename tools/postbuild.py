@@ -90,7 +90,7 @@ def make_notebook(path, site=None):
     site = site or publish.site()
     nb = jupytext.read(path)
     cells = [c for c in nb.cells if not _is_install(c)]
-    install = nbformat.v4.new_code_cell(publish.install_source(site))
+    install = nbformat.v4.new_code_cell(publish.install_source(site, *publish.page_extra(path)))
     for c in cells:
         if c.cell_type == "code":
             c.outputs = []

@@ -96,15 +96,25 @@ def clone_command(s: Site, branch: str = "") -> str:
     return f"git clone {'-b ' + branch + ' ' if branch else ''}{s.repository} && cd {s.repository.rsplit('/', 1)[1]}"
 
 
-def _derived(text: str, s: Site) -> str:
-    """TEXT with its install cells and clone commands derived from the setting."""
-    text = CELL_RE.sub(lambda m: install_cell(s), text)
+#: Pages that need more than linflow: (requirement, module whose absence triggers the install).
+PAGE_EXTRAS = {"09_at_scale": ('"dask[distributed]>=2024.1" "bokeh>=3.1"', "distributed")}
+
+
+def page_extra(page: str | Path | None) -> tuple[str, str]:
+    """The extra requirement and module of PAGE (a file name or stem), or ("", "")."""
+    return PAGE_EXTRAS.get(Path(page).stem, ("", "")) if page else ("", "")
+
+
+def _derived(text: str, s: Site, page: str | Path | None = None) -> str:
+    """TEXT (of PAGE) with its install cells and clone commands derived from the setting."""
+    text = CELL_RE.sub(lambda m: install_cell(s, page), text)
     return CLONE_RE.sub(lambda m: clone_command(s, (m.group(1) or "")[3:].strip()), text)
 
 
-def install_cell(s: Site) -> str:
+def install_cell(s: Site, page: str | Path | None = None) -> str:
     """The install cell of a MyST page."""
-    return "```{code-cell} ipython3\n:tags: [skip-execution, hide-cell]\n\n" + install_source(s) + "\n```"
+    return ("```{code-cell} ipython3\n:tags: [skip-execution, hide-cell]\n\n"
+            + install_source(s, *page_extra(page)) + "\n```")
 
 
 def book_pages(root: Path = ROOT) -> list[Path]:
@@ -115,7 +125,7 @@ def stale_cells(root: Path = ROOT) -> list[str]:
     """Pages whose install cells or clone commands differ from what the setting gives."""
     s = site(root)
     return [str(p.relative_to(root)) for p in book_pages(root)
-            if _derived(p.read_text(encoding="utf-8"), s) != p.read_text(encoding="utf-8")]
+            if _derived(p.read_text(encoding="utf-8"), s, p) != p.read_text(encoding="utf-8")]
 
 
 def sync(root: Path = ROOT) -> list[str]:
@@ -125,7 +135,7 @@ def sync(root: Path = ROOT) -> list[str]:
     changed = []
     for p in book_pages(root):
         text = p.read_text(encoding="utf-8")
-        new = _derived(text, s)
+        new = _derived(text, s, p)
         if new != text:
             p.write_text(new, encoding="utf-8")
             changed.append(str(p.relative_to(root)))
