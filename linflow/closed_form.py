@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from ._validate import integer, real, seed as _seed, widths as _widths
 from .backend import asarray, namespace, to_numpy
 
 __all__ = [
@@ -109,11 +110,11 @@ def aligned_balanced(Y, a0, L=2, *, widths=None, seed=0):
     U, s, V = _host_svd(Y)
     r = s.size
     a0 = _modes_vector(a0, r)
-    L = int(L)
-    widths = [r] * (L - 1) if widths is None else [int(h) for h in widths]
+    L = integer("L", L, minimum=1)
+    widths = [r] * (L - 1) if widths is None else list(_widths("widths", widths))
     if len(widths) != L - 1 or any(h < r for h in widths):
         raise ValueError(f"linflow: need L-1 = {L - 1} hidden widths, each >= r = {r}; got {widths}.")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed))
     R = [U] + [_orthonormal(rng, h, r) for h in widths] + [V]
     w = a0 ** (1.0 / L)
     return tuple(_like(Y, (R[l] * w) @ R[l + 1].T) for l in range(L))
@@ -131,8 +132,10 @@ def lambda_balanced(n, h, m, lam, *, scale=1.0, seed=0):
     -------
     (W1, W2) on the default backend.
     """
-    rng = np.random.default_rng(seed)
-    lam = float(lam)
+    n, h, m = (integer(k, v, minimum=1) for k, v in (("n", n), ("h", h), ("m", m)))
+    rng = np.random.default_rng(_seed(seed))
+    lam = real("lam", lam)
+    scale = real("scale", scale)
 
     def sqrtm(A):
         ev, E = np.linalg.eigh(A)

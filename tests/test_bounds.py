@@ -280,7 +280,7 @@ def test_definition1_wedge_against_loop():
     # not commutative
     A, Bm = np.diag([3.0, 1.0]), np.diag([2.0, 0.0])
     assert not np.allclose(B.wedge(A, Bm, 2), B.wedge(Bm, A, 2))
-    with pytest.raises(ValueError, match="r must be >= 1"):
+    with pytest.raises(ValueError, match="r must be a positive integer"):
         B.wedge(A, Bm, 0)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import check_matrix
 from ..backend import namespace, to_numpy
 from ._common import HypothesisError, device, eig_desc, imbalances, pick, pos, product, sigma_desc, tolerance, weights
 from .deep import _spectra
@@ -126,8 +127,13 @@ def tarmoun(Ws, Y, *, tol=None):
         ``L != 2``, ``n != m``, or ``D`` is not a multiple of the identity.
     """
     xp, Ws = weights(Ws, L=2, result="Tarmoun et al. 2021")
-    xp = namespace(*Ws, Y)
+    xp = namespace(*Ws, check_matrix(Y, "Y"))
     n, m = Ws[0].shape[-2], Ws[1].shape[-1]
+    if tuple(Y.shape[-2:]) != (n, m):
+        raise ValueError(
+            f"linflow: tarmoun needs the target Y of the product's shape (..., {n}, {m}); got Y of "
+            f"shape {tuple(Y.shape)}."
+        )
     if n != m:
         raise HypothesisError(f"linflow: tarmoun is stated for n = m (square Y); got n = {n}, m = {m}.")
     ev = eig_desc(xp, imbalances(xp, Ws)[0])
