@@ -68,9 +68,15 @@ def yun(Ws, *, tol=None):
     r"""Yun, Krishnan & Mobahi (ICLR 2021; "Yun et al. 2020" in the paper), Table 1: :math:`\lambda^{L-1}`.
 
     Hypothesis, in this ordering: :math:`D_l\succeq0` for :math:`l\le L-2` and
-    :math:`D_{L-1}\succeq\lambda I` (unimodal with :math:`l^* = L`).  We take
-    :math:`\lambda = [\lambda_n(D_{L-1})]_+` (0 if :math:`h_{L-1}<n`), the largest value for
-    which the bound is valid; then :math:`\lambda^{L-1}\le\prod\tilde d_{(i)}` (Theorem 3).
+    :math:`D_{L-1}\succeq\lambda I` (unimodal with :math:`l^* = L`).  The largest
+    :math:`\lambda` for which the hypothesis holds is
+    :math:`\lambda = [\lambda_{\min}(D_{L-1})]_+`, the least of **all**
+    :math:`h_{L-1}` eigenvalues of :math:`D_{L-1}`; when it is 0 their theorem gives no
+    positive rate and this returns 0 (also when :math:`h_{L-1} < n`: the product then has
+    rank below ``n``, and :math:`\lambda_n(D_{L-1}) = 0` by the paper's convention).  (Theorem 3's :math:`\tilde d_{(L-1)}` uses
+    :math:`\lambda_n(D_{L-1})` instead, which can be positive when :math:`h_{L-1} > n`
+    although :math:`D_{L-1}` is singular: that is the paper's improvement, not Yun et al.'s
+    hypothesis.)  Then :math:`\lambda^{L-1}\le\prod\tilde d_{(i)}` (Theorem 3).
 
     Raises
     ------
@@ -90,8 +96,10 @@ def yun(Ws, *, tol=None):
             "linflow: yun needs D_l ⪰ 0 for l <= L-2 and D_{L-1} ⪰ lambda I (Yun et al.; "
             f"unimodal with l* = L); {int(np.sum(~ok))} of {ok.size} networks violate it."
         )
+    # lambda_min over all h_{L-1} eigenvalues of D_{L-1}; and 0 when h_{L-1} < n, where the
+    # product has rank < n and no rate follows (lambda_n = 0 by the paper's convention)
     n = Ws[0].shape[-2]
-    lam = pos(xp, pick(xp, spectra[-1], n))
+    lam = pos(xp, xp.minimum(spectra[-1][..., -1], pick(xp, spectra[-1], n)))
     return lam ** (L - 1)
 
 
