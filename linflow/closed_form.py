@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from ._validate import integer, real, seed as _seed, widths as _widths
+from ._validate import check_matrix, check_weights, integer, real, seed as _seed, widths as _widths
 from .backend import asarray, namespace, to_numpy
 
 __all__ = [
@@ -191,9 +191,13 @@ def saxe(Y, a0, t):
     -------
     array of shape ``t.shape + (n, m)``, in ``Y``'s namespace.
     """
-    xp = namespace(Y)
+    xp = namespace(check_matrix(Y, "Y"))
     U, s, Vh = xp.linalg.svd(Y, full_matrices=False)
     a0, t_arr = _on(Y, a0), _on(Y, t)
+    if not bool(xp.all(a0 > 0)) or not bool(xp.all(xp.isfinite(a0))):
+        raise ValueError(f"linflow: saxe needs initial mode strengths a0 > 0 and finite; got {a0!r}.")
+    if not bool(xp.all(t_arr >= 0)) or not bool(xp.all(xp.isfinite(t_arr))):
+        raise ValueError(f"linflow: saxe needs finite times t >= 0; got {t_arr!r}.")
     a = saxe_modes(s, a0, t_arr[..., None])  # (..., r)
     W = (U * a[..., None, :]) @ Vh
     return xp.reshape(W, tuple(t_arr.shape) + tuple(Y.shape))
@@ -306,7 +310,7 @@ def deep_balanced_modes(s, p0, L, t):
     """
     s = np.atleast_1d(np.asarray(to_numpy(s), dtype=np.float64))
     p0 = np.broadcast_to(np.asarray(to_numpy(p0), dtype=np.float64), s.shape)
-    t = np.atleast_1d(np.asarray(to_numpy(t), dtype=np.float64))
+    t = _times(t)
     out = np.empty((t.size, s.size))
     for j, (sj, pj) in enumerate(zip(s, p0)):
         for i, ti in enumerate(t):
@@ -366,10 +370,16 @@ def riccati(Ws, Y, t):
     ValueError
         :math:`D_1` is not a multiple of the identity (relative deviation above 1e-6).
     """
+    xp, Ws = check_weights(Ws, min_layers=2)
+    if len(Ws) != 2 or Ws[0].ndim != 2:
+        raise ValueError(f"linflow: riccati solves two-layer networks (W1, W2), unbatched; got "
+                         f"{len(Ws)} layers of shapes {[tuple(W.shape) for W in Ws]}.")
     W1, W2 = Ws
-    xp = namespace(W1, W2, Y)
+    xp = namespace(W1, W2, check_matrix(Y, "Y"))
     n, h = W1.shape
     m = W2.shape[1]
+    if tuple(Y.shape) != (n, m):
+        raise ValueError(f"linflow: riccati needs Y of the product's shape ({n}, {m}); got {tuple(Y.shape)}.")
     dev = _device(W1)
     D = xp.matrix_transpose(W1) @ W1 - W2 @ xp.matrix_transpose(W2)
     lam = xp.sum(xp.linalg.diagonal(D)) / h
@@ -390,6 +400,8 @@ def riccati(Ws, Y, t):
     ev, E = xp.flip(ev), xp.flip(E, axis=1)  # decreasing: the fastest-growing rows first
     Z = xp.matrix_transpose(E) @ Q0  # (n+m, h)
     t_arr = _on(W1, t)
+    if not (bool(xp.all(xp.isfinite(t_arr))) and bool(xp.all(t_arr >= 0))):
+        raise ValueError(f"linflow: riccati needs finite times t >= 0; got {t_arr!r}.")
     tt = t_arr[..., None]  # (..., n+m)
     # In the eigenbasis of F, with G = diag(int_0^t e^{2 ev s} ds) = diag(e^{2 max(ev,0) t} g),
     # g = -expm1(-2|ev|t)/(2|ev|) (-> t as ev -> 0), and K = [G^{1/2} Z; I] = Qk Rk:
@@ -451,6 +463,14 @@ def _solve_upper_right(xp, R, B):
     return xp.stack(cols, axis=-1)
 
 
+def _times(t, name="t"):
+    """Host float64 times, finite and >= 0 (the closed forms run forward from t = 0)."""
+    t = np.atleast_1d(np.asarray(to_numpy(t), dtype=np.float64))
+    if not (np.all(np.isfinite(t)) and np.all(t >= 0)):
+        raise ValueError(f"linflow: {name} must hold finite times >= 0; got {t}.")
+    return t
+
+
 # --- §2.5 scalar networks ---------------------------------------------------------------------
 
 
@@ -478,11 +498,20 @@ def scalar_two_layer(w, y, t):
     -------
     numpy array ``(T,)``.
     """
-    w1, w2 = (float(v) for v in np.asarray(to_numpy(w), dtype=np.float64).ravel())
-    y = float(y)
+    wv = np.asarray(to_numpy(w), dtype=np.float64).ravel()
+    if wv.size != 2:
+        raise ValueError(f"linflow: scalar_two_layer needs two weights w = (w1, w2); got {wv.size} values.")
+    w1, w2 = real("w[0]", wv[0]), real("w[1]", wv[1])
+    y = real("y", y)
     c = w1 * w1 - w2 * w2
     p0 = w1 * w2
-    t = np.atleast_1d(np.asarray(to_numpy(t), dtype=np.float64))
+    t = _times(t)
+    if c == 0 and p0 * y <= 0 and p0 != y:
+        raise ValueError(
+            f"linflow: scalar_two_layer: a balanced start (w1^2 = w2^2) whose product p0 = {p0:.4g} is "
+            f"0 or of the other sign than y = {y:.4g} cannot reach y (p stays on the saddle manifold "
+            "and tends to 0); this closed form covers p moving monotonically from p0 to y."
+        )
     out = np.empty(t.size)
     for i, ti in enumerate(t):
         out[i] = _invert_time(lambda p: scalar_two_layer_time(p, p0, y, c), p0, y, ti)
@@ -507,12 +536,14 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
     from scipy.integrate import solve_ivp
 
     w = np.asarray(to_numpy(w), dtype=np.float64).ravel()
+    check_matrix(w, "w", ndim=1)
+    y = real("y", y)
     if np.any(w == 0):
         raise ValueError("linflow: scalar_deep needs non-zero initial weights.")
     sign = float(np.prod(np.sign(w)))
     c = w[0] ** 2 - w**2
     y = float(y)
-    t = np.atleast_1d(np.asarray(to_numpy(t), dtype=np.float64))
+    t = _times(t)
 
     def rhs(_, u):
         p = sign * math.sqrt(max(float(np.prod(u[0] - c)), 0.0))

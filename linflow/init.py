@@ -26,7 +26,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import integer, seed as _check_seed, widths as _widths
+from ._validate import check_matrix, integer, real, seed as _check_seed, widths as _widths
 from .backend import asarray, namespace, to_numpy
 
 __all__ = [
@@ -294,7 +294,7 @@ def lambda_balanced(dims, lam, *, batch=(), seed=0, scale=1.0):
             f"linflow: lambda_balanced builds two-layer networks; dims must be (n, h, m); got {dims}."
         )
     n, h, m = dims
-    lam = float(lam)
+    lam = real("lam", lam)
     batch = _batch(batch)
     rng = _rng(seed)
     if lam > 0 and h > n:
@@ -465,6 +465,7 @@ def unimodal(dims, l_star, D, *, batch=(), seed=0, scale=1.0):
                 f"linflow: D_{l} must be a number or a ({h}, {h}) matrix (h_{l} = {h}); "
                 f"got shape {a.shape}."
             )
+        check_matrix(a, f"D_{l}")
         Dh.append(0.5 * (a + _mT(a)))
     for a in Dh:
         if a.ndim > 2:
@@ -521,7 +522,7 @@ def homogeneous(dims, d, *, batch=(), seed=0, scale=1.0):
     """
     dims = _dims(dims)
     L = len(dims) - 1
-    d = [float(x) for x in np.asarray(to_numpy(d), dtype=np.float64).reshape(-1)]
+    d = [real(f"d[{i}]", x) for i, x in enumerate(np.asarray(to_numpy(d), dtype=np.float64).reshape(-1))]
     if len(d) != L - 1:
         raise ValueError(f"linflow: d must give L-1 = {L - 1} numbers; got {len(d)}.")
     l_star = L
@@ -537,11 +538,17 @@ def homogeneous(dims, d, *, batch=(), seed=0, scale=1.0):
 
 # --- diagonal and scalar networks --------------------------------------------------------
 
-def _from_host_or_array(ws):
+def _from_host_or_array(ws, name="ws"):
+    """``ws`` as (namespace, array) for a library array, or (None, float64 NumPy data); finite, non-empty."""
     if hasattr(ws, "shape") and not isinstance(ws, np.ndarray):
         xp = namespace(ws)
+        check_matrix(ws, name, ndim=1, xp=xp)
         return xp, ws
-    a = np.asarray(ws, dtype=np.float64)
+    try:
+        a = np.asarray(ws, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"linflow: {name} must be an array of real numbers; got {ws!r}.") from None
+    check_matrix(a, name, ndim=1)
     return None, a
 
 

@@ -208,8 +208,10 @@ def gradient_flow(
         if key not in METHODS:
             raise ValueError(f"linflow: unknown method {method!r}; expected one of {METHODS}.")
         solver = Dopri5(rtol, atol) if key == "dopri5" else Gauss(1 if key == "midpoint" else 2)
+    elif hasattr(method, "step") and hasattr(method, "adaptive"):
+        solver = method  # a solver object (e.g. linflow.flow.Dopri5(rtol, atol))
     else:
-        solver = method
+        raise TypeError(f"linflow: method must be one of {METHODS} or a solver object; got {method!r}.")
     ts = _save_times(t_eval, t_end, 101)
     loss_tol = None if loss_tol is None else nonnegative("loss_tol", loss_tol)
     y0, floss, batch = _flatten(xp, Ws, loss)
