@@ -19,7 +19,15 @@ __all__ = [
     "integer",
     "widths",
     "seed",
+    "boolean",
 ]
+
+
+def boolean(name, value):
+    """``True`` or ``False`` (NumPy booleans too); anything else is a TypeError."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"linflow: {name} must be True or False; got {type(value).__name__} {value!r}.")
 
 
 def _scalar(name, value, what):

@@ -29,7 +29,8 @@ from linflow import closed_form as cf  # noqa: E402
 FUZZ = settings(max_examples=int(os.environ.get("LINFLOW_FUZZ_EXAMPLES", 60)), deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
-LINFLOW_ERRORS = (ValueError, TypeError, lf.DivergenceError, lf.MaxStepsError)
+#: linflow's error classes (MaxStepsError, and the Gauss methods' "reduce the step size", are RuntimeErrors)
+LINFLOW_ERRORS = (ValueError, TypeError, lf.DivergenceError, RuntimeError)
 
 
 def call(fn, *args, **kw):
@@ -263,8 +264,8 @@ def test_gradient_flow(data):
         warnings.simplefilter("ignore", RuntimeWarning)  # only the float32 rtol advice can come here
         traj = call(lf.gradient_flow, Ws, loss, t_end, throw=False, progress=False, **kw)
     no_nan(traj, "gradient_flow")
-    if which is None and kw["max_steps"] == 100_000:
-        assert traj is not None  # a valid call on valid input runs (a small max_steps may be refused)
+    if which is None and kw["max_steps"] == 100_000 and kw["method"] == "dopri5":
+        assert traj is not None  # a valid call runs (a small max_steps, a fixed dt too large, may be refused)
     # throw=True: a failure is an exception, never a quiet result
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from .._validate import check_weights, integer, nonnegative, positive
+from .._validate import boolean, check_weights, integer, nonnegative, positive
 from ..backend import to_numpy
 from ..network import _imbalance, _lambda_min, lambda_max_bound
 from .parallel import integrate_parallel
@@ -200,7 +200,9 @@ def gradient_flow(
     xp, Ws = _check_inputs(Ws, loss)
     t_end = positive("t_end", t_end)
     max_steps = integer("max_steps", max_steps, minimum=1)
-    check_every = integer("check_every", check_every, minimum=1)
+    throw = boolean("throw", throw)
+    # the driver takes check_every steps between looks: never more than the budget allows
+    check_every = min(integer("check_every", check_every, minimum=1), max_steps)
     rtol = _check_rtol(rtol, Ws[0].dtype, xp)
     atol = nonnegative("atol", atol)
     if isinstance(method, str):
@@ -458,7 +460,8 @@ def gradient_descent(
     """
     xp, Ws = _check_inputs(Ws, loss)
     n_steps = integer("n_steps", n_steps, minimum=1)
-    check_every = integer("check_every", check_every, minimum=1)
+    check_every = min(integer("check_every", check_every, minimum=1), n_steps + 1)
+    throw = boolean("throw", throw)
     if save_every is not None:
         save_every = integer("save_every", save_every, minimum=1)
     loss_tol = None if loss_tol is None else nonnegative("loss_tol", loss_tol)
