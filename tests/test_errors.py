@@ -352,3 +352,14 @@ def test_tarmoun_target_shape_and_observed_rate_span(rng):
         lf.bounds.observed_rate(np.array([0.0, 1.0]), np.array([1.0, 0.5]), L_star=2.0)
     assert lf.bounds.observed_rate(np.array([0.0, 2.0]), np.array([1.0, np.exp(-2.0)])) == pytest.approx(1.0)
     assert lf.bounds.observed_rate(np.array([0.0, 1.0]), np.array([1.0, 0.0])) == np.inf  # documented
+
+
+def test_saved_without_the_driver_count(problem):
+    """A Trajectory assembled by hand (no ``saves`` count) derives the mask from t and t_final."""
+    import dataclasses
+
+    Ws, loss = problem
+    with pytest.warns(lf.MaxStepsWarning):
+        traj = lf.gradient_flow(Ws, loss, 50.0, max_steps=6, throw=False)
+    bare = dataclasses.replace(traj, stats={k: v for k, v in traj.stats.items() if k != "saves"})
+    np.testing.assert_array_equal(bare.saved, traj.saved)

@@ -92,8 +92,12 @@ class Trajectory:
         time ``t_final`` at which a trajectory stopped: the loss fell below ``loss_tol``,
         it diverged, or the step budget ran out (status MAX_STEPS).
         """
-        n = np.asarray(self.stats["saves"])
         S = int(self.t.shape[0])
+        if "saves" not in self.stats:  # a record built by hand: the save times up to t_final
+            t = np.asarray(to_numpy(self.t), dtype=np.float64)
+            tf = np.asarray(to_numpy(self.t_final), dtype=np.float64)
+            return (t.reshape((S,) + (1,) * tf.ndim) if t.ndim == 1 else t) <= tf[None, ...]
+        n = np.asarray(self.stats["saves"])
         return np.arange(S).reshape((S,) + (1,) * n.ndim) < n[None, ...]
 
     @property
