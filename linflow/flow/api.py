@@ -449,10 +449,12 @@ def gradient_descent(
     Ws, loss
         As for :func:`gradient_flow`.
     step : float or array of shape ``batch``
-        Step size :math:`\eta` (one per network if an array).
+        Step size :math:`\eta` (one per network if an array; it must broadcast to the
+        batch shape without enlarging it).
     n_steps : int
+        At least 1; a fractional value (2.7) is refused, not truncated.
     save_every : int, optional
-        Save every this many steps (default: about 200 saves in all).
+        Save every this many steps, at least 1 (default: about 200 saves in all).
     loss_tol, save, diagnostics, throw, progress, check_every
         As for :func:`gradient_flow`.  A step beyond the stability limit makes the
         loss explode; the run then stops with :class:`DivergenceError`, which reports
