@@ -16,7 +16,15 @@ presentation
 """
 from . import losses
 from .backend import BackendError, asarray, get_backend, namespace, set_backend, to_numpy
-from .flow import DivergenceError, Status, Trajectory, gradient_descent, gradient_flow
+from .flow import (
+    DivergenceError,
+    MaxStepsError,
+    MaxStepsWarning,
+    Status,
+    Trajectory,
+    gradient_descent,
+    gradient_flow,
+)
 from .network import (
     T_apply,
     T_matrix,
@@ -38,6 +46,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendError",
     "DivergenceError",
+    "MaxStepsError",
+    "MaxStepsWarning",
     "Status",
     "T_apply",
     "T_matrix",

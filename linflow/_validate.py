@@ -1,9 +1,118 @@
 """Checks at the API boundary: each error names the argument, what came, and what was expected."""
 from __future__ import annotations
 
+import math
+import numbers
+
+import numpy as np
+
 from .backend import namespace
 
-__all__ = ["check_weights", "check_matrix", "check_finite", "float_dtype"]
+__all__ = [
+    "check_weights",
+    "check_matrix",
+    "check_finite",
+    "float_dtype",
+    "real",
+    "positive",
+    "nonnegative",
+    "integer",
+    "widths",
+    "seed",
+    "boolean",
+]
+
+
+def boolean(name, value):
+    """``True`` or ``False`` (NumPy booleans too); anything else is a TypeError."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"linflow: {name} must be True or False; got {type(value).__name__} {value!r}.")
+
+
+def _scalar(name, value, what):
+    """``value`` as a Python float; a TypeError names the argument unless it is a real number.
+
+    Strings, booleans and arrays with more than one element are refused (``float("1")``
+    would quietly accept a string).
+    """
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
+        raise TypeError(f"linflow: {name} must be a number ({what}); got {type(value).__name__} {value!r}.")
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if hasattr(value, "shape") and tuple(value.shape) == () and hasattr(value, "dtype"):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"linflow: {name} must be a number ({what}); got {type(value).__name__} {value!r}.")
+
+
+def real(name, value):
+    """A finite real number (float)."""
+    v = _scalar(name, value, "a real number")
+    if not math.isfinite(v):
+        raise ValueError(f"linflow: {name} must be finite; got {value!r}.")
+    return v
+
+
+def positive(name, value):
+    """A finite number ``> 0`` (float)."""
+    v = _scalar(name, value, "a positive number")
+    if not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"linflow: {name} must be positive and finite; got {value!r}.")
+    return v
+
+
+def nonnegative(name, value):
+    """A finite number ``>= 0`` (float)."""
+    v = _scalar(name, value, "a non-negative number")
+    if not (v >= 0 and math.isfinite(v)):
+        raise ValueError(f"linflow: {name} must be non-negative and finite; got {value!r}.")
+    return v
+
+
+def integer(name, value, *, minimum=None):
+    """An integer (``int``, NumPy integer, or an integral float like ``3.0``), at least ``minimum``.
+
+    A fractional value is refused rather than truncated.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        v = int(value)
+    else:
+        f = _scalar(name, value, "an integer")
+        if not (math.isfinite(f) and f == int(f)):
+            raise ValueError(f"linflow: {name} must be an integer; got {value!r}.")
+        v = int(f)
+    if minimum is not None and v < minimum:
+        what = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise ValueError(f"linflow: {name} must be {what}; got {value!r}.")
+    return v
+
+
+def widths(name, values, *, minimum=1):
+    """A sequence of integer widths, each ``>= minimum``, as a tuple of ints."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"linflow: {name} must be a sequence of integers; got {type(values).__name__} {values!r}.")
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(integer(f"{name}[{i}]", v, minimum=minimum))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc} (in {name} = {tuple(values)!r})") from None
+    return tuple(out)
+
+
+def seed(value, name="seed"):
+    """A seed for ``numpy.random.default_rng``: None, a Generator, or an integer >= 0."""
+    if value is None or isinstance(value, (np.random.Generator, np.random.SeedSequence)):
+        return value
+    try:
+        return integer(name, value, minimum=0)
+    except (TypeError, ValueError):
+        raise (TypeError if not isinstance(value, numbers.Real) else ValueError)(
+            f"linflow: {name} must be a non-negative integer or a numpy.random.Generator; got {value!r}."
+        ) from None
 
 
 def _shape(a):
@@ -49,6 +158,12 @@ def check_weights(Ws, *, finite=True, min_layers=1, name="Ws"):
                 f"with at least 2 dimensions; got shape {_shape(W)}."
             )
         float_dtype(xp, W, f"{name}[{l - 1}] (W_{l})")
+    for l, W in enumerate(Ws, 1):
+        if 0 in _shape(W)[-2:]:
+            raise ValueError(
+                f"linflow: {name}[{l - 1}] (W_{l}) must have non-zero widths h_{l - 1}, h_{l} >= 1; "
+                f"got shape {_shape(W)}."
+            )
     batch = _shape(Ws[0])[:-2]
     dtypes = {str(W.dtype) for W in Ws}
     if len(dtypes) > 1:
@@ -86,6 +201,8 @@ def check_matrix(a, name, *, ndim=2, finite=True, xp=None):
         raise ValueError(
             f"linflow: {name} must have at least {ndim} dimensions; got shape {_shape(a)}."
         )
+    if 0 in _shape(a)[-ndim:]:
+        raise ValueError(f"linflow: {name} must have non-zero dimensions; got shape {_shape(a)}.")
     float_dtype(xp, a, name)
     if finite:
         check_finite(xp, a, name)

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import bounds as _bounds
 from . import init as _init
+from ._validate import integer, widths as _widths
 from .backend import asarray, to_numpy
 from .flow import gradient_descent
 from .losses import Squared
@@ -69,13 +70,15 @@ def left(n_samples=100, seed=0, *, dims=(5, 200, 200, 1), ntk_scaling="paper", s
     """
     if ntk_scaling not in NTK_SCALINGS:
         raise ValueError(f"linflow: ntk_scaling must be one of {NTK_SCALINGS}; got {ntk_scaling!r}.")
-    dims = tuple(int(d) for d in dims)
+    dims = _widths("dims", dims)
+    n_samples = integer("n_samples", n_samples, minimum=1)
+    seed = integer("seed", seed, minimum=0)
     if len(dims) != 4:
         raise ValueError(f"linflow: Figure 1 uses three layers, dims = (n, h_1, h_2, m); got {dims}.")
     n, h1, h2, m = dims
     out = {}
     for i, scheme in enumerate(schemes):
-        Ws = _init.gaussian(dims, scheme, batch=(int(n_samples),), seed=int(seed) + i)
+        Ws = _init.gaussian(dims, scheme, batch=(n_samples,), seed=seed + i)
         d = _bounds.delta_star(Ws)
         if scheme == "ntk":
             c2 = 1.0 / (m * h1 * h2)
@@ -121,10 +124,12 @@ def gd(panel="middle", widths=WIDTHS, n_steps=None, seed=0, *, eta=5e-6, save_ev
     ``delta_star``, ``L0`` and ``status``.
     """
     n, m, Y, default_steps = _panel(panel)
-    n_steps = default_steps if n_steps is None else int(n_steps)
-    every = max(1, n_steps // 250) if save_every is None else int(save_every)
+    n_steps = default_steps if n_steps is None else integer("n_steps", n_steps, minimum=1)
+    every = max(1, n_steps // 250) if save_every is None else integer("save_every", save_every, minimum=1)
+    seed = integer("seed", seed, minimum=0)
+    widths = [_widths("widths", hh) for hh in widths]
     loss = Squared(asarray(Y))
-    nets = [_init.gaussian((n, int(h1), int(h2), m), "fan_out", seed=int(seed) + i)
+    nets = [_init.gaussian((n, h1, h2, m), "fan_out", seed=seed + i)
             for i, (h1, h2) in enumerate(widths)]
     deltas = [float(to_numpy(_bounds.delta_star(Ws))) for Ws in nets]
     losses, status = [], []

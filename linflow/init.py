@@ -21,10 +21,12 @@ Schemes (Min, Vidal & Mallada, ICML 2023):
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
+from ._validate import check_matrix, integer, real, seed as _check_seed, widths as _widths
 from .backend import asarray, namespace, to_numpy
 
 __all__ = [
@@ -48,15 +50,15 @@ SCHEMES = ("ntk", "fan_in", "fan_out", "custom")
 def _rng(seed):
     if isinstance(seed, np.random.Generator):
         return seed
-    return np.random.default_rng(seed)
+    return np.random.default_rng(_check_seed(seed))
 
 
 def _dims(dims, *, min_layers=1, name="dims"):
     try:
-        dims = tuple(int(d) for d in dims)
+        dims = _widths(name, dims, minimum=-math.inf)  # integers only: 4.5 is refused, not truncated
     except TypeError:
         raise TypeError(
-            f"linflow: {name} must be a sequence of widths (h_0, ..., h_L); got {dims!r}."
+            f"linflow: {name} must be a sequence of integer widths (h_0, ..., h_L); got {dims!r}."
         ) from None
     if len(dims) < min_layers + 1:
         raise ValueError(
@@ -71,9 +73,9 @@ def _dims(dims, *, min_layers=1, name="dims"):
 def _batch(batch):
     if batch is None:
         return ()
-    if isinstance(batch, numbers.Integral):
-        return (int(batch),)
-    return tuple(int(b) for b in batch)
+    if isinstance(batch, numbers.Integral) or not hasattr(batch, "__iter__"):
+        return (integer("batch", batch, minimum=0),)
+    return _widths("batch", batch, minimum=0)
 
 
 def _move(Ws_host, like=None):
@@ -292,7 +294,7 @@ def lambda_balanced(dims, lam, *, batch=(), seed=0, scale=1.0):
             f"linflow: lambda_balanced builds two-layer networks; dims must be (n, h, m); got {dims}."
         )
     n, h, m = dims
-    lam = float(lam)
+    lam = real("lam", lam)
     batch = _batch(batch)
     rng = _rng(seed)
     if lam > 0 and h > n:
@@ -365,7 +367,7 @@ def spectral(Y, sigmas, *, widths=None, seed=0):
     batch = S.shape[:-2]
     if k < n:
         S = np.concatenate([S, np.zeros(batch + (L, n - k))], axis=-1)
-    widths = (n,) * (L - 1) if widths is None else tuple(int(h) for h in widths)
+    widths = (n,) * (L - 1) if widths is None else _widths("widths", widths)
     if len(widths) != L - 1:
         raise ValueError(f"linflow: widths must list L-1 = {L - 1} hidden widths; got {widths}.")
     if any(h < n for h in widths):
@@ -432,7 +434,7 @@ def unimodal(dims, l_star, D, *, batch=(), seed=0, scale=1.0):
     """
     dims = _dims(dims)
     L = len(dims) - 1
-    l_star = int(l_star)
+    l_star = integer("l_star", l_star)
     if not 1 <= l_star <= L:
         raise ValueError(f"linflow: l_star must be in 1..L = 1..{L}; got {l_star}.")
     if isinstance(D, numbers.Real) or (hasattr(D, "shape") and len(D.shape) == 0):
@@ -463,6 +465,7 @@ def unimodal(dims, l_star, D, *, batch=(), seed=0, scale=1.0):
                 f"linflow: D_{l} must be a number or a ({h}, {h}) matrix (h_{l} = {h}); "
                 f"got shape {a.shape}."
             )
+        check_matrix(a, f"D_{l}")
         Dh.append(0.5 * (a + _mT(a)))
     for a in Dh:
         if a.ndim > 2:
@@ -519,7 +522,7 @@ def homogeneous(dims, d, *, batch=(), seed=0, scale=1.0):
     """
     dims = _dims(dims)
     L = len(dims) - 1
-    d = [float(x) for x in np.asarray(to_numpy(d), dtype=np.float64).reshape(-1)]
+    d = [real(f"d[{i}]", x) for i, x in enumerate(np.asarray(to_numpy(d), dtype=np.float64).reshape(-1))]
     if len(d) != L - 1:
         raise ValueError(f"linflow: d must give L-1 = {L - 1} numbers; got {len(d)}.")
     l_star = L
@@ -535,11 +538,17 @@ def homogeneous(dims, d, *, batch=(), seed=0, scale=1.0):
 
 # --- diagonal and scalar networks --------------------------------------------------------
 
-def _from_host_or_array(ws):
+def _from_host_or_array(ws, name="ws"):
+    """``ws`` as (namespace, array) for a library array, or (None, float64 NumPy data); finite, non-empty."""
     if hasattr(ws, "shape") and not isinstance(ws, np.ndarray):
         xp = namespace(ws)
+        check_matrix(ws, name, ndim=1, xp=xp)
         return xp, ws
-    a = np.asarray(ws, dtype=np.float64)
+    try:
+        a = np.asarray(ws, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"linflow: {name} must be an array of real numbers; got {ws!r}.") from None
+    check_matrix(a, name, ndim=1)
     return None, a
 
 

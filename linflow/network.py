@@ -128,7 +128,13 @@ def _value_and_grads(xp, Ws, loss):
 # --- public API ------------------------------------------------------------------------
 
 def product(Ws):
-    r"""The end-to-end matrix :math:`W = W_1 W_2\cdots W_L`, shape ``(..., n, m)``."""
+    r"""The end-to-end matrix :math:`W = W_1 W_2\cdots W_L`, shape ``(..., n, m)``.
+
+    Pure matrix products: NaN or inf entries in the weights propagate (no check, no host
+    sync), as in :func:`prefix_products`, :func:`suffix_products` and :func:`imbalance`;
+    the spectral quantities (:func:`singular_values`, :func:`lambda_min`, the bounds)
+    refuse non-finite weights with a ValueError.
+    """
     xp, Ws = check_weights(Ws, finite=False)
     return _cumulative(xp, Ws)[-1]
 
@@ -228,9 +234,8 @@ def _imbalance(xp, Ws):
 
 def singular_values(Ws):
     r"""Singular values of the product :math:`W`, decreasing, shape ``(..., min(n, m))``."""
-    W = product(Ws)
-    xp = namespace(W)
-    return xp.linalg.svdvals(W)
+    xp, Ws = check_weights(Ws)  # non-finite weights: a clear error, not "SVD did not converge"
+    return xp.linalg.svdvals(_cumulative(xp, Ws)[-1])
 
 
 def sigma_min(Ws):
@@ -296,6 +301,7 @@ def _T_matrix(xp, Ws):
         B = Im if B is None else B
         kron = A[..., :, None, :, None] * B[..., None, :, None, :]
         M = M + kron
+    M = xp.broadcast_to(M, batch + (n, m, n, m))  # L = 1: the identity, one per network
     return xp.reshape(M, batch + (n * m, n * m))
 
 

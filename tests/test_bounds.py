@@ -280,7 +280,7 @@ def test_definition1_wedge_against_loop():
     # not commutative
     A, Bm = np.diag([3.0, 1.0]), np.diag([2.0, 0.0])
     assert not np.allclose(B.wedge(A, Bm, 2), B.wedge(Bm, A, 2))
-    with pytest.raises(ValueError, match="r must be >= 1"):
+    with pytest.raises(ValueError, match="r must be a positive integer"):
         B.wedge(A, Bm, 0)
 
 
@@ -669,3 +669,26 @@ def test_observed_rate_inverts_the_exponential_bound():
     assert np.allclose(lf.bounds.observed_rate(t, curve, L_star=0.25, gamma=2.0), alphas, rtol=1e-12)
     one = lf.bounds.loss_curve(t, 4.0, 0.5, 2.0)
     assert abs(lf.bounds.observed_rate(t, one, gamma=2.0) - 0.5) < 1e-12
+
+
+def test_yun_uses_their_hypothesis_lambda_min_of_all_eigenvalues():
+    """Issue #16.4: D_{L-1} >= lambda I needs lambda <= lambda_min over all h_{L-1} eigenvalues.
+
+    The audit's case: W1 = [[1, 2, .5]], W2 = .5 W1^T/||W1||, so D_1 = 5 u u^T (u = W1/||W1||):
+    lambda_n(D_1) = 5 (n = 1) but D_1 is singular, so Yun et al. give no positive rate.
+    """
+    W1 = np.array([[1.0, 2.0, 0.5]])
+    W2 = 0.5 * W1.T / np.linalg.norm(W1)
+    D = lf.imbalance((W1, W2))[0]
+    ev = np.linalg.eigvalsh(D)
+    assert ev[-1] == pytest.approx(5.0) and abs(ev[0]) < 1e-14  # the oracle: D_1 = 5 u u^T
+    assert float(B.yun((W1, W2))) == 0.0
+    assert float(B.unimodal((W1, W2))) == pytest.approx(5.0)  # Theorem 3 uses lambda_n: still 5
+    # D_l = eps I (square layers, so lambda_min = lambda_n = eps): the rate eps^(L-1)
+    for L in (2, 3, 4):
+        Ws = lf.init.unimodal((2,) * (L + 1), L, [0.3] * (L - 1), seed=L)
+        assert float(B.yun(Ws)) == pytest.approx(0.3 ** (L - 1), rel=1e-9)
+    # a narrow last hidden layer (h_{L-1} = 1 < n = 2): D_{L-1} = 0.3 > 0, yet the product has
+    # rank 1, lambda_min(T) = 0, and no rate follows
+    Ws = lf.init.unimodal((2, 1, 2), 2, [0.3], seed=1)
+    assert float(lf.lambda_min(Ws)) < 1e-12 and float(B.yun(Ws)) == 0.0

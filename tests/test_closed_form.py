@@ -176,3 +176,76 @@ def test_balanced_stays_balanced_end_to_end(rng):
     sv = np.linalg.svd(W, compute_uv=False)
     for Wl in Wt:
         np.testing.assert_allclose(np.linalg.svd(Wl, compute_uv=False), sv ** (1 / L), rtol=1e-9)
+
+
+# --- every closed form on a dense time grid, up to convergence, against the integrator ----------
+
+DENSE = dict(rtol=1e-12, atol=1e-14)
+
+
+def _dense_check(Ws, Y, exact, t_end, tol_abs):
+    """``exact(ts)`` against gradient_flow at tight tolerance on 241 times; the run must converge."""
+    ts = np.linspace(0.0, t_end, 241)
+    traj = lf.gradient_flow(Ws, lf.losses.Squared(Y), t_end, t_eval=ts, **DENSE)
+    P = np.asarray(exact(ts))
+    err = np.max(np.abs(P - traj.product), axis=(-2, -1))
+    assert traj.loss[-1] < 1e-12 * max(1.0, traj.loss[0])  # the grid reaches convergence
+    assert np.all(np.isfinite(P))
+    return err.max(), tol_abs
+
+
+def _audit_Y(seed, n, m):
+    rng = np.random.default_rng(seed)
+    rng.normal(size=(4, 3))
+    rng.normal(size=(3, 4))
+    return rng.normal(size=(n, m))
+
+
+@pytest.mark.parametrize("seed", [4, 0, 2, 7])
+@pytest.mark.parametrize("n,h,m,lam", [(5, 2, 2, 1.0), (3, 3, 3, 0.5), (4, 2, 3, 0.0), (3, 2, 4, -0.7),
+                                       (2, 2, 2, 2.0), (4, 4, 4, -1.0)])
+def test_riccati_dense_grid_to_convergence(seed, n, h, m, lam):
+    """Issue #16: the Riccati form was off by O(1) at some later times (graded QR factor inverted).
+
+    24 (seed, shape) cases, the audit's own case first, every time up to convergence.
+    """
+    Ws = cf.lambda_balanced(n, h, m, lam, seed=seed)
+    Y = _audit_Y(seed, n, m)
+    floor = 0.5 * np.sum(np.linalg.svd(Y, compute_uv=False)[h:] ** 2)  # h < rank: best rank-h fit
+    ts = np.linspace(0.0, 150.0, 301)
+    traj = lf.gradient_flow(Ws, lf.losses.Squared(Y), 150.0, t_eval=ts, **DENSE)
+    P = cf.riccati(Ws, Y, ts)
+    assert np.all(np.isfinite(P))
+    err = np.max(np.abs(P - traj.product), axis=(-2, -1))
+    assert err.max() < 1e-8 * np.linalg.norm(Y), (float(err.max()), ts[np.argmax(err)])
+    assert traj.loss[-1] - floor < 1e-12  # the grid reaches convergence
+    # and beyond: at late times the closed form sits at the limit, the best rank-h fit of Y
+    # (Eckart-Young; Y itself when h >= rank Y), with no overflow or drift
+    U, s, Vh = np.linalg.svd(Y, full_matrices=False)
+    late = cf.riccati(Ws, Y, np.array([400.0, 1000.0]))
+    assert np.max(np.abs(late - (U[:, :h] * s[:h]) @ Vh[:h])) < 1e-8 * np.linalg.norm(Y)
+
+
+def test_saxe_and_deep_balanced_dense_grid_to_convergence(rng):
+    Y = _Y(rng, 3, 3, [2.0, 1.3, 0.8])
+    for L, t_end in ((2, 25.0), (3, 40.0)):
+        Ws = cf.aligned_balanced(Y, 0.2, L, seed=3)
+        exact = (lambda ts: cf.saxe(Y, 0.2, ts)) if L == 2 else (lambda ts: cf.deep_balanced(Y, 0.2, L, ts))
+        err, tol_abs = _dense_check(Ws, Y, exact, t_end, 1e-8 * np.linalg.norm(Y))
+        assert err < tol_abs, (L, err)
+
+
+@pytest.mark.parametrize("w", [(0.3, 1.2), (1.5, 0.2), (-0.4, 0.9)])
+def test_scalar_two_layer_dense_grid_to_convergence(w):
+    y = np.array([[2.0]])
+    Ws = tuple(np.array([[v]]) for v in w)
+    err, tol_abs = _dense_check(Ws, y, lambda ts: cf.scalar_two_layer(w, 2.0, ts)[:, None, None], 20.0, 1e-8)
+    assert err < tol_abs
+
+
+def test_scalar_deep_dense_grid_to_convergence():
+    w = (0.5, 0.7, 0.9, 1.1)
+    y = np.array([[1.5]])
+    Ws = tuple(np.array([[v]]) for v in w)
+    err, tol_abs = _dense_check(Ws, y, lambda ts: cf.scalar_deep(w, 1.5, ts)[:, None, None], 20.0, 1e-8)
+    assert err < tol_abs

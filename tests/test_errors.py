@@ -179,3 +179,187 @@ def test_gauss_step_too_large(rng):
     traj = lf.gradient_flow(Ws, loss, 1.0, method="gauss2", dt=dt, throw=False, t_eval=[0.0, 1.0])
     assert traj.status == lf.Status.DIVERGED
     assert all(np.all(np.isfinite(W)) for W in traj.weights)
+
+
+# --- issue #16: fixed-step budgets, MAX_STEPS, and clear errors at every boundary ----------------
+
+
+def test_fixed_step_budget_refused_before_integrating(problem):
+    """A fixed-step run whose step count is known to exceed max_steps is refused at once."""
+    import time
+
+    Ws, loss = problem
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"gauss2.*dt = 0\.0001 .*1,000,000 steps.*t_end = 100.*max_steps = 1,000\b"
+                                         r".*max_steps >= 1000000.*dopri5"):
+        lf.gradient_flow(Ws, loss, 100.0, method="gauss2", dt=1e-4, max_steps=1000)
+    # the default step: large weights make the sharpness estimate large and the step tiny
+    big = tuple(30.0 * W for W in Ws)
+    with pytest.raises(ValueError, match=r"midpoint.*the default step.*t_end = 50.*max_steps = 100,000"):
+        lf.gradient_flow(big, loss, 50.0, method="midpoint")
+    assert time.perf_counter() - t0 < 5.0  # refused, not integrated
+    # within budget it runs (t_end / dt = 10 steps)
+    traj = lf.gradient_flow(Ws, loss, 1.0, method="midpoint", dt=0.1, max_steps=20, t_eval=[0.0, 1.0])
+    assert traj.ok.all()
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-3, ValueError), (2.5, ValueError), ("10", TypeError),
+                                      (True, TypeError)])
+def test_max_steps_must_be_a_positive_integer(problem, bad, exc):
+    Ws, loss = problem
+    with pytest.raises(exc, match="max_steps must be"):
+        lf.gradient_flow(Ws, loss, 1.0, max_steps=bad)
+
+
+def test_max_steps_warns_raises_and_marks_saved_points(problem):
+    Ws, loss = problem
+    batch = tuple(np.stack([W, 2.0 * W]) for W in Ws)
+    with pytest.warns(lf.MaxStepsWarning, match=r"2 of 2 trajectories ran out of steps.*max_steps = 6.*Trajectory.saved"):
+        traj = lf.gradient_flow(batch, loss, 50.0, max_steps=6, throw=False)
+    assert np.all(traj.status == lf.Status.MAX_STEPS) and not traj.ok.any()
+    saved = traj.saved
+    assert saved.shape == (101, 2) and saved.dtype == bool
+    # the mask is exactly the reached save times, and exactly the finite entries
+    t = np.asarray(traj.t)
+    np.testing.assert_array_equal(saved, t[:, None] <= np.asarray(traj.t_final)[None, :])
+    np.testing.assert_array_equal(saved, np.isfinite(traj.loss))
+    assert saved[0].all() and not saved[-1].any()
+    assert np.all(np.isfinite(traj.product[saved])) and np.all(np.isnan(traj.product[~saved]))
+    # throw=True (the default) raises, with the partial run on the exception
+    with pytest.raises(lf.MaxStepsError, match="ran out of steps.*throw=False") as info:
+        lf.gradient_flow(batch, loss, 50.0, max_steps=6)
+    part = info.value.trajectory
+    assert part.batch_shape == (2,) and np.all(part.status == lf.Status.MAX_STEPS)
+    np.testing.assert_array_equal(part.saved, saved)
+    assert issubclass(lf.MaxStepsWarning, RuntimeWarning) and issubclass(lf.MaxStepsError, RuntimeError)
+
+
+def test_saved_marks_converged_and_complete_runs(problem):
+    Ws, loss = problem
+    traj = lf.gradient_flow(Ws, loss, 20.0)
+    assert traj.saved.all() and np.all(np.isfinite(traj.loss))
+    stop = lf.gradient_flow(Ws, loss, 200.0, loss_tol=1e-3 * float(traj.loss[0]))
+    assert stop.status == lf.Status.CONVERGED
+    np.testing.assert_array_equal(stop.saved, np.isfinite(stop.loss))
+    assert stop.saved[0] and not stop.saved[-1]
+    gd = lf.gradient_descent(Ws, loss, 0.05, 40)
+    assert gd.saved.all()
+
+
+def test_gradient_flow_options_rejected(problem):
+    Ws, loss = problem
+    cases = [
+        (dict(t_end="1"), TypeError, "t_end must be a number"),
+        (dict(check_every=0), ValueError, "check_every must be a positive integer"),
+        (dict(check_every=2.5), ValueError, "check_every must be an integer"),
+        (dict(loss_tol=np.nan), ValueError, "loss_tol must be non-negative and finite; got nan"),
+        (dict(loss_tol=-1), ValueError, "loss_tol must be non-negative and finite; got -1"),
+        (dict(rtol=0.0), ValueError, "rtol must be positive"),
+        (dict(atol=-1e-3), ValueError, "atol must be non-negative"),
+        (dict(t_eval="abc"), TypeError, "t_eval must be a 1-D array"),
+    ]
+    for kw, exc, msg in cases:
+        kw = dict(dict(t_end=1.0), **kw)
+        with pytest.raises(exc, match=msg):
+            lf.gradient_flow(Ws, loss, **kw)
+
+
+def test_gradient_descent_options_rejected(problem):
+    Ws, loss = problem
+    for every in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="save_every must be"):
+            lf.gradient_descent(Ws, loss, 0.1, 10, save_every=every)
+    with pytest.raises(ValueError, match=r"n_steps must be an integer; got 2\.7"):
+        lf.gradient_descent(Ws, loss, 0.1, 2.7)
+    assert lf.gradient_descent(Ws, loss, 0.1, 3.0).steps[-1] == 3  # an integral float is fine
+    with pytest.raises(ValueError, match=r"check_every must be a positive integer"):
+        lf.gradient_descent(Ws, loss, 0.1, 3, check_every=0)
+    batch = tuple(np.stack([W] * 3) for W in Ws)
+    with pytest.raises(ValueError, match=r"step must be .*broadcasts to the batch shape \(3,\).*got shape \(2,\)"):
+        lf.gradient_descent(batch, loss, np.array([0.1, 0.1]), 3)
+    with pytest.raises(ValueError, match=r"batch shape \(3,\).*got shape \(3, 2\)"):
+        lf.gradient_descent(batch, loss, np.full((3, 2), 0.1), 3)
+    traj = lf.gradient_descent(batch, loss, np.array([0.1]), 3)  # broadcasts: fine
+    assert traj.batch_shape == (3,)
+
+
+def test_float32_rtol_below_round_off_warns(problem):
+    Ws, _ = problem
+    W32 = tuple(W.astype(np.float32) for W in Ws)
+    loss32 = lf.losses.Squared(np.ones((3, 2), dtype=np.float32))
+    with pytest.warns(RuntimeWarning, match=r"rtol = 1e-07 is below 10 machine epsilons of float32"):
+        lf.gradient_flow(W32, loss32, 0.5, rtol=1e-7)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lf.gradient_flow(W32, loss32, 0.5)  # the default does not warn
+        lf.gradient_flow(W32, loss32, 0.5, rtol=1e-5)
+        lf.gradient_flow(Ws, lf.losses.Squared(np.ones((3, 2))), 0.5, rtol=1e-12)  # float64: fine
+
+
+def test_zero_widths_named(problem):
+    _, loss = problem
+    Z = (np.zeros((3, 0)), np.zeros((0, 2)))
+    fns = [lambda W: lf.gradient_flow(W, loss, 1.0), lf.sigma_min, lf.lambda_min, lf.bounds.lemma3,
+           lf.bounds.two_layer, lf.bounds.spread_gap, lf.bounds.min2021, lf.bounds.unimodal_indices]
+    for fn in fns:
+        with pytest.raises(ValueError, match=r"W_1\) must have non-zero widths.*\(3, 0\)"):
+            fn(Z)
+    Z3 = (np.ones((3, 2)), np.zeros((2, 0)), np.zeros((0, 2)))
+    with pytest.raises(ValueError, match=r"W_2\) must have non-zero widths"):
+        lf.bounds.lemma_g1(Z3)
+    with pytest.raises(ValueError, match="Y must have non-zero dimensions"):
+        lf.losses.Squared(np.ones((3, 0)))
+
+
+def test_non_finite_weights_in_bounds(rng):
+    Ws = tuple(rng.normal(size=s) for s in ((3, 3), (3, 3), (3, 3)))
+    Ws[0][1, 1] = np.nan
+    for fn in (lf.bounds.delta_star, lf.bounds.lemma_g1, lf.bounds.unimodal, lf.bounds.yun,
+               lf.bounds.min2021, lf.bounds.arora, lf.bounds.corollary2, lf.bounds.homogeneous):
+        with pytest.raises(ValueError, match=r"W_1\) contains non-finite"):
+            fn(Ws)
+    with pytest.raises(ValueError, match="A contains non-finite"):
+        lf.bounds.wedge(np.full((2, 2), np.inf), np.eye(2), 1)
+
+
+def test_init_and_closed_form_arguments(rng):
+    with pytest.raises(ValueError, match=r"dims\[1\] must be an integer; got 4\.5"):
+        lf.init.gaussian((3, 4.5, 2))
+    with pytest.raises(ValueError, match="seed must be a non-negative integer.*got -1"):
+        lf.init.gaussian((3, 4, 2), seed=-1)
+    with pytest.raises(ValueError, match=r"batch\[0\] must be an integer; got 2\.5"):
+        lf.init.gaussian((3, 4, 2), batch=(2.5,))
+    with pytest.raises(ValueError, match="r must be a positive integer.*2.5|r must be an integer; got 2.5"):
+        lf.bounds.wedge(np.eye(3), np.eye(3), 2.5)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        lf.closed_form.lambda_balanced(3, 2, 3, 0.5, seed=-1)
+    with pytest.raises(ValueError, match=r"widths\[0\] must be an integer; got 2\.5"):
+        lf.closed_form.aligned_balanced(np.eye(2), 0.1, 2, widths=[2.5])
+
+
+def test_tarmoun_target_shape_and_observed_rate_span(rng):
+    Ws = lf.closed_form.lambda_balanced(3, 3, 3, 0.5, seed=1)
+    with pytest.raises(ValueError, match=r"tarmoun needs the target Y of the product's shape \(\.\.\., 3, 3\); "
+                                         r"got Y of shape \(2, 2\)"):
+        lf.bounds.tarmoun(Ws, np.ones((2, 2)))
+    with pytest.raises(ValueError, match="positive time span"):
+        lf.bounds.observed_rate(np.array([1.0, 1.0]), np.array([1.0, 0.5]))
+    with pytest.raises(ValueError, match="finite losses at both ends.*Trajectory.saved"):
+        lf.bounds.observed_rate(np.array([0.0, 1.0]), np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="loss - L_star > 0"):
+        lf.bounds.observed_rate(np.array([0.0, 1.0]), np.array([1.0, 0.5]), L_star=2.0)
+    assert lf.bounds.observed_rate(np.array([0.0, 2.0]), np.array([1.0, np.exp(-2.0)])) == pytest.approx(1.0)
+    assert lf.bounds.observed_rate(np.array([0.0, 1.0]), np.array([1.0, 0.0])) == np.inf  # documented
+
+
+def test_saved_without_the_driver_count(problem):
+    """A Trajectory assembled by hand (no ``saves`` count) derives the mask from t and t_final."""
+    import dataclasses
+
+    Ws, loss = problem
+    with pytest.warns(lf.MaxStepsWarning):
+        traj = lf.gradient_flow(Ws, loss, 50.0, max_steps=6, throw=False)
+    bare = dataclasses.replace(traj, stats={k: v for k, v in traj.stats.items() if k != "saves"})
+    np.testing.assert_array_equal(bare.saved, traj.saved)

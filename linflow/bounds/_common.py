@@ -26,7 +26,7 @@ def device(a):
 
 def weights(Ws, *, L=None, result=None):
     """Validate weights; optionally require exactly ``L`` layers for ``result``."""
-    xp, Ws = check_weights(Ws, finite=False)
+    xp, Ws = check_weights(Ws)  # non-finite weights: a clear error, not LinAlgError
     if L is not None and len(Ws) != L:
         raise HypothesisError(
             f"linflow: {result} is stated for L = {L} layers; got L = {len(Ws)} "

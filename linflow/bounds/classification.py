@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import positive, real
 from ..backend import asarray, namespace, to_numpy
 
 __all__ = ["loss_curve", "KINDS"]
@@ -96,9 +97,41 @@ def observed_rate(t, loss, *, L_star=0.0, gamma=1.0):
 
     Returns
     -------
-    numpy array of shape ``loss.shape[1:]`` (a float for one run).
+    numpy array of shape ``loss.shape[1:]`` (a float for one run); ``+inf`` where the final
+    gap is exactly 0.
+
+    Raises
+    ------
+    ValueError
+        A time span that is not positive, a non-finite loss at either end (a run that
+        stopped early: see ``Trajectory.saved``), or a negative gap.
     """
     t = np.asarray(to_numpy(t), dtype=np.float64)
-    gap = np.asarray(to_numpy(loss), dtype=np.float64) - float(L_star)
-    out = -np.log(gap[-1] / gap[0]) / (float(gamma) * (t[-1] - t[0]))
+    gap = np.asarray(to_numpy(loss), dtype=np.float64) - real("L_star", L_star)
+    gamma = positive("gamma", gamma)
+    if t.ndim != 1 or t.size < 2 or gap.ndim < 1 or gap.shape[0] != t.size:
+        raise ValueError(
+            f"linflow: observed_rate needs save times t of shape (S,), S >= 2, and loss of shape "
+            f"(S, ...); got t of shape {t.shape} and loss of shape {gap.shape}."
+        )
+    span = t[-1] - t[0]
+    if not (np.isfinite(span) and span > 0):
+        raise ValueError(
+            f"linflow: observed_rate needs a positive time span t[-1] - t[0]; got t[0] = {t[0]}, "
+            f"t[-1] = {t[-1]}."
+        )
+    ends = gap[[0, -1]]
+    if not np.all(np.isfinite(ends)):
+        raise ValueError(
+            "linflow: observed_rate needs finite losses at both ends; got NaN or inf (a run that "
+            "stopped early leaves NaN after t_final: pass the saved points, Trajectory.saved)."
+        )
+    if np.any(ends < 0) or np.any(gap[0] == 0):
+        raise ValueError(
+            f"linflow: observed_rate needs loss - L_star > 0 at the start and >= 0 at the end; "
+            f"got gaps from {float(np.min(gap[0])):.3g} to {float(np.min(gap[-1])):.3g} (is L_star = "
+            f"{L_star!r} the optimal value?)."
+        )
+    with np.errstate(divide="ignore"):  # an end gap of exactly 0: rate +inf (documented)
+        out = -np.log(gap[-1] / gap[0]) / (gamma * span)
     return float(out) if np.ndim(out) == 0 else out

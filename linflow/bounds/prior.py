@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import check_matrix
 from ..backend import namespace, to_numpy
 from ._common import HypothesisError, device, eig_desc, imbalances, pick, pos, product, sigma_desc, tolerance, weights
 from .deep import _spectra
@@ -67,9 +68,15 @@ def yun(Ws, *, tol=None):
     r"""Yun, Krishnan & Mobahi (ICLR 2021; "Yun et al. 2020" in the paper), Table 1: :math:`\lambda^{L-1}`.
 
     Hypothesis, in this ordering: :math:`D_l\succeq0` for :math:`l\le L-2` and
-    :math:`D_{L-1}\succeq\lambda I` (unimodal with :math:`l^* = L`).  We take
-    :math:`\lambda = [\lambda_n(D_{L-1})]_+` (0 if :math:`h_{L-1}<n`), the largest value for
-    which the bound is valid; then :math:`\lambda^{L-1}\le\prod\tilde d_{(i)}` (Theorem 3).
+    :math:`D_{L-1}\succeq\lambda I` (unimodal with :math:`l^* = L`).  The largest
+    :math:`\lambda` for which the hypothesis holds is
+    :math:`\lambda = [\lambda_{\min}(D_{L-1})]_+`, the least of **all**
+    :math:`h_{L-1}` eigenvalues of :math:`D_{L-1}`; when it is 0 their theorem gives no
+    positive rate and this returns 0 (also when :math:`h_{L-1} < n`: the product then has
+    rank below ``n``, and :math:`\lambda_n(D_{L-1}) = 0` by the paper's convention).  (Theorem 3's :math:`\tilde d_{(L-1)}` uses
+    :math:`\lambda_n(D_{L-1})` instead, which can be positive when :math:`h_{L-1} > n`
+    although :math:`D_{L-1}` is singular: that is the paper's improvement, not Yun et al.'s
+    hypothesis.)  Then :math:`\lambda^{L-1}\le\prod\tilde d_{(i)}` (Theorem 3).
 
     Raises
     ------
@@ -89,8 +96,10 @@ def yun(Ws, *, tol=None):
             "linflow: yun needs D_l ⪰ 0 for l <= L-2 and D_{L-1} ⪰ lambda I (Yun et al.; "
             f"unimodal with l* = L); {int(np.sum(~ok))} of {ok.size} networks violate it."
         )
+    # lambda_min over all h_{L-1} eigenvalues of D_{L-1}; and 0 when h_{L-1} < n, where the
+    # product has rank < n and no rate follows (lambda_n = 0 by the paper's convention)
     n = Ws[0].shape[-2]
-    lam = pos(xp, pick(xp, spectra[-1], n))
+    lam = pos(xp, xp.minimum(spectra[-1][..., -1], pick(xp, spectra[-1], n)))
     return lam ** (L - 1)
 
 
@@ -126,8 +135,13 @@ def tarmoun(Ws, Y, *, tol=None):
         ``L != 2``, ``n != m``, or ``D`` is not a multiple of the identity.
     """
     xp, Ws = weights(Ws, L=2, result="Tarmoun et al. 2021")
-    xp = namespace(*Ws, Y)
+    xp = namespace(*Ws, check_matrix(Y, "Y"))
     n, m = Ws[0].shape[-2], Ws[1].shape[-1]
+    if tuple(Y.shape[-2:]) != (n, m):
+        raise ValueError(
+            f"linflow: tarmoun needs the target Y of the product's shape (..., {n}, {m}); got Y of "
+            f"shape {tuple(Y.shape)}."
+        )
     if n != m:
         raise HypothesisError(f"linflow: tarmoun is stated for n = m (square Y); got n = {n}, m = {m}.")
     ev = eig_desc(xp, imbalances(xp, Ws)[0])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from .._validate import check_matrix, integer
 from ._common import device, eig_desc, mT, weights
 from ..backend import namespace
 
@@ -54,12 +55,12 @@ def wedge(A, B, r):
     -------
     array ``(..., n, n)``, diagonal.
     """
-    xp = namespace(A, B)
+    xp = namespace(check_matrix(A, "A"), check_matrix(B, "B"))
     if A.shape[-1] != B.shape[-1] or A.shape[-1] != A.shape[-2] or B.shape[-1] != B.shape[-2]:
         raise ValueError(
             f"linflow: wedge needs square A and B of one order; got {tuple(A.shape)} and {tuple(B.shape)}."
         )
-    return _diag(xp, _wedge_values(xp, eig_desc(xp, A), eig_desc(xp, B), int(r)))
+    return _diag(xp, _wedge_values(xp, eig_desc(xp, A), eig_desc(xp, B), integer("r", r, minimum=1)))
 
 
 def _pad(xp, v, h, fill):
@@ -92,7 +93,7 @@ def D_bar(D21, D23):
     -------
     (D̄_h1, D̄_h2) : diagonal arrays ``(..., h_1, h_1)`` and ``(..., h_2, h_2)``.
     """
-    xp = namespace(D21, D23)
+    xp = namespace(check_matrix(D21, "D21"), check_matrix(D23, "D23"))
     d1, d2 = _dbar_values(xp, eig_desc(xp, D21), eig_desc(xp, D23))
     return _diag(xp, d1), _diag(xp, d2)
 
@@ -144,8 +145,9 @@ def _star(q):
 
 def delta_star_from(D21, D23, n, m):
     r""":math:`\Delta^*(D_{21}, D_{23})` of (15) from the imbalances and the outer dimensions ``n, m``."""
-    xp = namespace(D21, D23)
-    return _star(_deltas_from_spectra(xp, eig_desc(xp, D21), eig_desc(xp, D23), int(n), int(m)))
+    xp = namespace(check_matrix(D21, "D21"), check_matrix(D23, "D23"))
+    return _star(_deltas_from_spectra(xp, eig_desc(xp, D21), eig_desc(xp, D23),
+                                         integer("n", n, minimum=1), integer("m", m, minimum=1)))
 
 
 def delta_star(Ws):

@@ -1,7 +1,7 @@
 """Integrators for gradient flow and gradient descent on deep linear networks."""
 from .api import DIAGNOSTICS, METHODS, gradient_descent, gradient_flow
 from .solvers import Dopri5, Gauss
-from .trajectory import DivergenceError, Status, Trajectory
+from .trajectory import DivergenceError, MaxStepsError, MaxStepsWarning, Status, Trajectory
 
 __all__ = [
     "DIAGNOSTICS",
@@ -9,6 +9,8 @@ __all__ = [
     "Dopri5",
     "DivergenceError",
     "Gauss",
+    "MaxStepsError",
+    "MaxStepsWarning",
     "Status",
     "Trajectory",
     "gradient_descent",

@@ -7,15 +7,16 @@ network per batch entry) and a loss from :mod:`linflow.losses`, and return a
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
-from .._validate import check_weights
+from .._validate import boolean, check_weights, integer, nonnegative, positive
 from ..backend import to_numpy
 from ..network import _imbalance, _lambda_min, lambda_max_bound
 from .parallel import integrate_parallel
 from .solvers import Dopri5, Gauss, StepResult, bcast, field
-from .trajectory import DivergenceError
+from .trajectory import DivergenceError, MaxStepsError, MaxStepsWarning, Status
 
 __all__ = ["gradient_flow", "gradient_descent", "DIAGNOSTICS", "METHODS"]
 
@@ -60,16 +61,6 @@ def _savers(loss, save, diagnostics):
                 "or a callable fn(Ws) -> array."
             )
     return savers
-
-
-def _positive(name, value):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"linflow: {name} must be a number; got {type(value).__name__}.") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"linflow: {name} must be positive and finite; got {value!r}.")
-    return v
 
 
 def _flatten(xp, Ws, loss):
@@ -128,7 +119,7 @@ def gradient_flow(
     t_end,
     *,
     method="dopri5",
-    rtol=1e-8,
+    rtol=None,
     atol=1e-10,
     dt=None,
     t_eval=None,
@@ -155,7 +146,10 @@ def gradient_flow(
         (orders 2 / 4) with fixed step ``dt``; they conserve every imbalance
         :math:`D_l` to round-off (Lemma 2 holds exactly for the discrete flow).
     rtol, atol : float
-        Error tolerances of ``"dopri5"`` (error ≤ atol + rtol·|W|, per entry, RMS).
+        Error tolerances of ``"dopri5"`` (error ≤ atol + rtol·|W|, per entry, RMS);
+        ``rtol`` defaults to 1e-8.  An explicit ``rtol`` below 10 machine epsilons of
+        the weights' dtype (about 1.2e-6 in float32) warns: round-off then dominates
+        the error estimate and the tolerance cannot be met.
     dt : float, optional
         Initial step (``"dopri5"``) or the fixed step (Gauss methods).  Default for
         the Gauss methods, per trajectory: ``0.5 / sharpness``, at most ``t_end / 20``,
@@ -173,15 +167,23 @@ def gradient_flow(
         ``"sigma_min"``, ``"lambda_min"``, ``"weights"``, or ``fn(Ws) -> array``.
         Tuple-valued ones are stored as ``name_1, name_2, ...``.
     max_steps : int
-        Step budget per trajectory (accepted plus rejected).
+        Step budget per trajectory (accepted plus rejected), at least 1.  A fixed-step
+        method whose step count ``t_end / dt`` exceeds it is refused before it starts
+        (ValueError naming ``dt``, ``t_end`` and ``max_steps``).  A trajectory that runs
+        out of steps stops with status MAX_STEPS: the run then raises
+        :class:`~linflow.flow.trajectory.MaxStepsError` (``throw=True``, the partial
+        results on its ``.trajectory``) or warns with
+        :class:`~linflow.flow.trajectory.MaxStepsWarning`; ``Trajectory.saved`` marks
+        the save points reached (the later ones are NaN).
     throw : bool
         Raise :class:`~linflow.flow.trajectory.DivergenceError` if a trajectory
-        diverges (the partial results ride on the exception).  With ``False``
-        the run continues and ``status`` marks failures.
+        diverges, :class:`~linflow.flow.trajectory.MaxStepsError` if one runs out of
+        steps (the partial results ride on the exception).  With ``False``
+        the run continues and ``status`` marks failures (MAX_STEPS also warns).
     progress : bool or None
         Progress bar; ``None`` shows one on a terminal for runs over 2 s.
     check_every : int
-        Steps between the host's looks at the state (the only syncs).
+        Steps between the host's looks at the state (the only syncs), at least 1.
 
     Returns
     -------
@@ -196,30 +198,96 @@ def gradient_flow(
     True
     """
     xp, Ws = _check_inputs(Ws, loss)
-    t_end = _positive("t_end", t_end)
+    t_end = positive("t_end", t_end)
+    max_steps = integer("max_steps", max_steps, minimum=1)
+    throw = boolean("throw", throw)
+    # the driver takes check_every steps between looks: never more than the budget allows
+    check_every = min(integer("check_every", check_every, minimum=1), max_steps)
+    rtol = _check_rtol(rtol, Ws[0].dtype, xp)
+    atol = nonnegative("atol", atol)
     if isinstance(method, str):
         key = method.lower()
         if key not in METHODS:
             raise ValueError(f"linflow: unknown method {method!r}; expected one of {METHODS}.")
         solver = Dopri5(rtol, atol) if key == "dopri5" else Gauss(1 if key == "midpoint" else 2)
+    elif hasattr(method, "step") and hasattr(method, "adaptive"):
+        solver = method  # a solver object (e.g. linflow.flow.Dopri5(rtol, atol))
     else:
-        solver = method
+        raise TypeError(f"linflow: method must be one of {METHODS} or a solver object; got {method!r}.")
     ts = _save_times(t_eval, t_end, 101)
-    if loss_tol is not None:
-        loss_tol = float(loss_tol)
+    loss_tol = None if loss_tol is None else nonnegative("loss_tol", loss_tol)
     y0, floss, batch = _flatten(xp, Ws, loss)
     if dt is None:
         if solver.adaptive:
             dt0 = _initial_step(xp, y0, floss, solver)
         else:
-            dt0 = _default_fixed_step(xp, y0, floss, t_end)
+            dt_host = _default_fixed_step(xp, y0, floss, t_end)
+            _check_step_budget(solver, dt_host, t_end, max_steps, default=True)
+            dt0 = xp.asarray(dt_host, dtype=y0[0].dtype, device=_device(y0[0]))
     else:
-        dt0 = _positive("dt", dt)
+        dt0 = positive("dt", dt)
+        if not solver.adaptive:
+            _check_step_budget(solver, dt0, t_end, max_steps, default=False)
     return _run(
         xp, batch, y0, floss, solver, t_end=t_end, dt0=dt0, ts=ts,
-        savers=_savers(loss, save, diagnostics), loss_tol=loss_tol, max_steps=int(max_steps),
-        check_every=int(check_every), throw=throw, progress=progress,
+        savers=_savers(loss, save, diagnostics), loss_tol=loss_tol, max_steps=max_steps,
+        check_every=check_every, throw=throw, progress=progress,
     )
+
+
+def _check_rtol(rtol, dtype, xp):
+    """``rtol`` (default 1e-8) validated; an explicit one below 10 eps of ``dtype`` warns."""
+    if rtol is None:
+        return 1e-8
+    rtol = positive("rtol", rtol)
+    eps = float(xp.finfo(dtype).eps)
+    if rtol < 10 * eps:
+        warnings.warn(
+            f"linflow: rtol = {rtol:.3g} is below 10 machine epsilons of {dtype} ({10 * eps:.2g}): "
+            "round-off dominates the error estimate there, so steps shrink without meeting the "
+            f"tolerance. Use rtol >= {10 * eps:.2g} (or float64 weights).",
+            RuntimeWarning, stacklevel=3,
+        )
+    return rtol
+
+
+def _check_step_budget(solver, dt, t_end, max_steps, *, default):
+    """Refuse a fixed-step run whose step count ``t_end / dt`` exceeds ``max_steps``, before it starts."""
+    dt_host = np.atleast_1d(np.asarray(dt, dtype=np.float64))
+    need = np.ceil(t_end / dt_host * (1 - 1e-9))
+    worst = int(np.argmax(need))
+    if need[worst] <= max_steps:
+        return
+    which = f" for trajectory {worst} (of {dt_host.size})" if dt_host.size > 1 else ""
+    origin = ("the default step, 0.5 / (a sharpness estimate at the start)" if default
+              else "the dt passed")
+    raise ValueError(
+        f"linflow: method {solver.name!r} takes fixed steps: dt = {dt_host[worst]:.3g}{which} ({origin}) "
+        f"needs at least {int(need[worst]):,} steps to reach t_end = {t_end:.6g}, but max_steps = "
+        f"{max_steps:,}. Pass max_steps >= {int(need[worst])}, a larger dt, a shorter t_end, or the "
+        "adaptive method 'dopri5'."
+    )
+
+
+def _report_max_steps(traj, throw, max_steps, t_end):
+    """Raise :class:`MaxStepsError` (``throw``) or warn :class:`MaxStepsWarning` if any trajectory ran out of steps."""
+    status = np.asarray(traj.status).ravel()
+    bad = np.nonzero(status == Status.MAX_STEPS)[0]
+    if bad.size == 0:
+        return
+    first = int(bad[0])
+    t_stop = float(np.asarray(to_numpy(traj.t_final)).ravel()[first])
+    msg = (
+        f"linflow: {bad.size} of {status.size} trajectories ran out of steps (status MAX_STEPS) "
+        f"before t_end = {t_end:.6g} (first: trajectory {first}, at t = {t_stop:.6g} after "
+        f"max_steps = {max_steps:,} steps). Their saved values after that time are NaN: "
+        "Trajectory.saved marks the save points reached and t_final the time reached. "
+        "Increase max_steps, loosen rtol, or pass a shorter t_end."
+    )
+    if throw:
+        raise MaxStepsError(msg + " Pass throw=False to keep the run (with this warning); "
+                            "the partial results are in the exception's .trajectory.", traj)
+    warnings.warn(msg, MaxStepsWarning, stacklevel=4)
 
 
 def _run(xp, batch, *args, finish=None, **kw):
@@ -235,13 +303,18 @@ def _run(xp, batch, *args, finish=None, **kw):
         if exc.trajectory is not None:
             exc.trajectory = finish(exc.trajectory)
         raise
-    return finish(traj)
+    traj = finish(traj)
+    _report_max_steps(traj, kw.get("throw", True), kw["max_steps"], kw["t_end"])
+    return traj
 
 
 def _save_times(t_eval, t_end, default_n):
     if t_eval is None:
         return np.linspace(0.0, t_end, default_n)
-    ts = np.asarray(to_numpy(t_eval), dtype=np.float64)
+    try:
+        ts = np.asarray(to_numpy(t_eval), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"linflow: t_eval must be a 1-D array of times; got {t_eval!r}.") from None
     if ts.ndim != 1 or ts.size == 0:
         raise ValueError(f"linflow: t_eval must be a non-empty 1-D array of times; got shape {ts.shape}.")
     if not np.all(np.isfinite(ts)) or np.any(ts < 0) or np.any(ts > t_end * (1 + 1e-12)):
@@ -289,7 +362,7 @@ def _sharpness_estimate(xp, y0, loss):
 
 
 def _default_fixed_step(xp, y0, loss, t_end):
-    """Default step of the Gauss methods, per trajectory: ``0.5 / sharpness``, at most ``t_end/20``.
+    """Default step of the Gauss methods, per trajectory (host): ``0.5 / sharpness``, at most ``t_end/20``.
 
     The stage iteration contracts with factor about ``h * sharpness / 2`` (at most 0.25
     here, as the estimate is an upper bound at the start), i.e. 10-25 iterations to
@@ -298,8 +371,7 @@ def _default_fixed_step(xp, y0, loss, t_end):
     """
     sharp = _sharpness_estimate(xp, y0, loss)
     dt = np.minimum(np.where(sharp > 0, 0.5 / np.where(sharp > 0, sharp, 1.0), t_end), t_end / 20)
-    dt = np.broadcast_to(dt, (y0[0].shape[0],))
-    return xp.asarray(dt, dtype=y0[0].dtype, device=_device(y0[0]))
+    return np.broadcast_to(dt, (y0[0].shape[0],))  # host; the caller checks the budget and moves it
 
 
 def _initial_step(xp, y0, loss, solver):
@@ -377,30 +449,36 @@ def gradient_descent(
     Ws, loss
         As for :func:`gradient_flow`.
     step : float or array of shape ``batch``
-        Step size :math:`\eta` (one per network if an array).
+        Step size :math:`\eta` (one per network if an array; it must broadcast to the
+        batch shape without enlarging it).
     n_steps : int
+        At least 1; a fractional value (2.7) is refused, not truncated.
     save_every : int, optional
-        Save every this many steps (default: about 200 saves in all).
+        Save every this many steps, at least 1 (default: about 200 saves in all).
     loss_tol, save, diagnostics, throw, progress, check_every
         As for :func:`gradient_flow`.  A step beyond the stability limit makes the
         loss explode; the run then stops with :class:`DivergenceError`, which reports
         the step and an estimate of the stable step ``2/lambda_max``.
     """
     xp, Ws = _check_inputs(Ws, loss)
-    n_steps = int(n_steps)
-    if n_steps < 1:
-        raise ValueError(f"linflow: n_steps must be a positive integer; got {n_steps}.")
+    n_steps = integer("n_steps", n_steps, minimum=1)
+    check_every = min(integer("check_every", check_every, minimum=1), n_steps + 1)
+    throw = boolean("throw", throw)
+    if save_every is not None:
+        save_every = integer("save_every", save_every, minimum=1)
+    loss_tol = None if loss_tol is None else nonnegative("loss_tol", loss_tol)
     y0, floss, batch = _flatten(xp, Ws, loss)
     B = y0[0].shape[0]
     if hasattr(step, "shape"):
+        _check_step_shape(step, batch)
         eta = xp.reshape(xp.broadcast_to(xp.asarray(step, dtype=y0[0].dtype, device=_device(y0[0])), batch), (B,))
         eta_host = to_numpy(eta)
         if not np.all((eta_host > 0) & np.isfinite(eta_host)):
             raise ValueError("linflow: every step size must be positive and finite.")
     else:
-        eta = _positive("step", step)
+        eta = positive("step", step)
         eta_host = eta
-    every = int(save_every) if save_every is not None else max(1, n_steps // 200)
+    every = save_every if save_every is not None else max(1, n_steps // 200)
     ks = np.unique(np.append(np.arange(0, n_steps + 1, every), n_steps)).astype(np.float64)
 
     def finish(traj):  # the driver counts steps; report flow time t = k * eta
@@ -419,7 +497,21 @@ def gradient_descent(
 
     return _run(
         xp, batch, y0, floss, _Euler(eta), t_end=float(n_steps), dt0=1.0, ts=ks,
-        savers=_savers(loss, save, diagnostics), loss_tol=None if loss_tol is None else float(loss_tol),
-        max_steps=n_steps + 1, check_every=int(check_every), throw=throw, progress=progress,
+        savers=_savers(loss, save, diagnostics), loss_tol=loss_tol,
+        max_steps=n_steps + 1, check_every=check_every, throw=throw, progress=progress,
         finish=finish,
     )
+
+
+def _check_step_shape(step, batch):
+    """A per-network step array must broadcast to the batch shape (and not enlarge it)."""
+    shape = tuple(step.shape)
+    try:
+        ok = tuple(np.broadcast_shapes(shape, batch)) == tuple(batch)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"linflow: step must be a number or an array of step sizes that broadcasts to the batch "
+            f"shape {tuple(batch)} (one per network); got shape {shape}."
+        )

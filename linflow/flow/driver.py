@@ -427,7 +427,7 @@ def _assemble(xp, st, gid, done_parts, ts, solver, dev):
     parts = [s for _, s in done_parts] + [st]
     ids = np.concatenate([g for g, _ in done_parts] + [gid])
     order = _idx(xp, np.argsort(ids, kind="stable"), dev)
-    keys = ["t", "status", "steps", "rejected", "evals", "iters_total", "y", "bufs", "value"]
+    keys = ["t", "status", "steps", "rejected", "evals", "iters_total", "y", "bufs", "value", "idx"]
     merged = {k: _concat(xp, parts, k) if len(parts) > 1 else st[k] for k in keys}
     full = _State(merged).take(xp, order) if len(parts) > 1 else _State(merged)
     bufs = {k: _move(xp, v) for k, v in full["bufs"].items()}
@@ -435,6 +435,7 @@ def _assemble(xp, st, gid, done_parts, ts, solver, dev):
         "steps": to_numpy(full["steps"]),
         "rejected": to_numpy(full["rejected"]),
         "evaluations": to_numpy(full["evals"]),
+        "saves": to_numpy(full["idx"]),  # save points reached (Trajectory.saved)
     }
     if hasattr(solver, "budget"):
         stats["fixed_point_iterations"] = to_numpy(full["iters_total"])

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..backend import to_numpy
 
-__all__ = ["Status", "Trajectory", "DivergenceError"]
+__all__ = ["Status", "Trajectory", "DivergenceError", "MaxStepsError", "MaxStepsWarning"]
 
 
 class Status(enum.IntEnum):
@@ -45,7 +45,11 @@ class Trajectory:
         Save times, in flow time (``k * eta`` for gradient descent).
     loss : array, shape ``(S, *batch)``
         Loss at the save points.  After a trajectory stops early (``loss_tol``,
-        divergence) its later entries are NaN; see ``status`` and ``t_final``.
+        divergence, the step budget) its later entries were never computed and hold
+        NaN; :attr:`saved` marks the entries that were reached, ``t_final`` the time
+        each trajectory reached, and ``status`` why it stopped.  A run in which any
+        trajectory ends :attr:`Status.MAX_STEPS` raises :class:`MaxStepsError`
+        (``throw=True``) or warns with :class:`MaxStepsWarning`.
     product : array ``(S, *batch, n, m)`` or None
         The product ``W_1...W_L`` at the save points (if saved).
     diagnostics : dict of str -> array ``(S, *batch, ...)``
@@ -58,7 +62,8 @@ class Trajectory:
         Time at which each trajectory stopped.
     stats : dict of str -> numpy array, shape ``batch``
         ``steps`` (accepted), ``rejected``, ``evaluations`` (gradient evaluations),
-        and ``fixed_point_iterations`` for the Gauss methods.
+        ``saves`` (how many save points were reached and written), and
+        ``fixed_point_iterations`` for the Gauss methods.
     method : str
     """
 
@@ -78,6 +83,22 @@ class Trajectory:
         """True where a trajectory finished normally (DONE or CONVERGED)."""
         s = np.asarray(self.status)
         return (s == Status.DONE) | (s == Status.CONVERGED)
+
+    @property
+    def saved(self):
+        """Boolean NumPy mask of shape ``(S, *batch)``: True where a save point was reached and written.
+
+        False entries (NaN in ``loss``, ``product`` and the diagnostics) lie after the
+        time ``t_final`` at which a trajectory stopped: the loss fell below ``loss_tol``,
+        it diverged, or the step budget ran out (status MAX_STEPS).
+        """
+        S = int(self.t.shape[0])
+        if "saves" not in self.stats:  # a record built by hand: the save times up to t_final
+            t = np.asarray(to_numpy(self.t), dtype=np.float64)
+            tf = np.asarray(to_numpy(self.t_final), dtype=np.float64)
+            return (t.reshape((S,) + (1,) * tf.ndim) if t.ndim == 1 else t) <= tf[None, ...]
+        n = np.asarray(self.stats["saves"])
+        return np.arange(S).reshape((S,) + (1,) * n.ndim) < n[None, ...]
 
     @property
     def batch_shape(self):
@@ -104,6 +125,22 @@ class Trajectory:
             f"status={counts}, steps={int(steps.min()) if steps.size else 0}.."
             f"{int(steps.max()) if steps.size else 0})"
         )
+
+
+class MaxStepsWarning(RuntimeWarning):
+    """Some trajectories ran out of steps (status MAX_STEPS) before ``t_end``; see :attr:`Trajectory.saved`."""
+
+
+class MaxStepsError(RuntimeError):
+    """Some trajectories ran out of steps before ``t_end`` (``throw=True``).
+
+    ``trajectory`` holds the whole run; :attr:`Trajectory.saved` marks the save
+    points each trajectory reached (later ones are NaN).
+    """
+
+    def __init__(self, message, trajectory=None):
+        super().__init__(message)
+        self.trajectory = trajectory
 
 
 class DivergenceError(FloatingPointError):
