@@ -41,11 +41,12 @@ import json
 import math
 import os
 import time
+import warnings
 
 import numpy as np
 
 from .backend import mover, namespace, resolve, to_numpy
-from .flow import DivergenceError, Status, gradient_flow
+from .flow import DivergenceError, MaxStepsWarning, Status, gradient_flow
 
 __all__ = [
     "grid",
@@ -713,7 +714,9 @@ def _run_batch(xp, chunk, points, keys, t_end, kw, measure, measure_batch, move=
         t0 = time.perf_counter()
         traj = None
         if t_end is not None:
-            traj = gradient_flow(Ws0, loss, t_end, throw=False, progress=False, **kw)
+            with warnings.catch_warnings():  # a row records its status (max_steps) instead
+                warnings.simplefilter("ignore", MaxStepsWarning)
+                traj = gradient_flow(Ws0, loss, t_end, throw=False, progress=False, **kw)
         seconds = (time.perf_counter() - t0) / len(chunk)
     except MemoryError:  # the batch did not fit (e.g. CuPy's OutOfMemoryError): halve it
         if len(chunk) == 1:

@@ -391,7 +391,8 @@ def test_loss_tol_and_max_steps(rng):
     assert traj.status == lf.Status.CONVERGED and traj.t_final < 50
     last = np.nonzero(~np.isnan(traj.loss))[0][-1]
     assert traj.loss[last] > 1e-5 or traj.t[last] <= traj.t_final
-    traj = lf.gradient_flow(Wh, lf.losses.Squared(Y), 50.0, max_steps=5, throw=False)
+    with pytest.warns(lf.MaxStepsWarning, match="max_steps"):
+        traj = lf.gradient_flow(Wh, lf.losses.Squared(Y), 50.0, max_steps=5, throw=False)
     assert traj.status == lf.Status.MAX_STEPS and not traj.ok
     assert "max_steps" in lf.Status.MAX_STEPS.message
 
