@@ -47,6 +47,7 @@ import numpy as np
 
 from .backend import mover, namespace, resolve, to_numpy
 from .flow import DivergenceError, MaxStepsWarning, Status, gradient_flow
+from .flow.api import DEFAULT_RTOL
 
 __all__ = [
     "grid",
@@ -70,6 +71,7 @@ STATE_WORDS = {"rk4": 5, "dopri5": 18, "midpoint": 13, "gauss2": 17}
 
 #: gradient_flow's defaults of the settings every row stores
 _FLOW_DEFAULTS = {k: inspect.signature(gradient_flow).parameters[k].default for k in ("method", "rtol", "atol")}
+_FLOW_DEFAULTS["rtol"] = DEFAULT_RTOL  # the signature says None (an explicit rtol is checked more)
 
 _FAIL = (ValueError, TypeError, ArithmeticError, RuntimeError, np.linalg.LinAlgError)
 

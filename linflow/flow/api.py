@@ -21,6 +21,8 @@ from .trajectory import DivergenceError, MaxStepsError, MaxStepsWarning, Status
 __all__ = ["gradient_flow", "gradient_descent", "DIAGNOSTICS", "METHODS"]
 
 METHODS = ("dopri5", "midpoint", "gauss2")
+#: ``rtol`` of :func:`gradient_flow` when none is given (``rtol=None``).
+DEFAULT_RTOL = 1e-8
 
 
 def _svdvals(xp, y, cum):
@@ -236,9 +238,9 @@ def gradient_flow(
 
 
 def _check_rtol(rtol, dtype, xp):
-    """``rtol`` (default 1e-8) validated; an explicit one below 10 eps of ``dtype`` warns."""
+    """``rtol`` (default :data:`DEFAULT_RTOL`) validated; an explicit one below 10 eps of ``dtype`` warns."""
     if rtol is None:
-        return 1e-8
+        return DEFAULT_RTOL
     rtol = positive("rtol", rtol)
     eps = float(xp.finfo(dtype).eps)
     if rtol < 10 * eps:
