@@ -1,19 +1,21 @@
-r"""Closed-form gradient flows: oracles for the tests and the chapters (numerics.md §2).
+r"""Closed-form gradient flows: oracles for the tests and the chapters.
+
+The derivations are in the course appendix *Numerical methods*, section Closed-form solutions.
 
 Every function here solves :math:`\dot W_l = -\nabla_{W_l}\tfrac12\|W_1\cdots W_L - Y\|_F^2`
 exactly for a special initialization, and every special initialization comes with
 a builder, so a test reads ``Ws = aligned_balanced(Y, a0, L)`` followed by
 ``deep_balanced(Y, a0, L, t)`` against :func:`linflow.gradient_flow`.
 
-=====================================  =================================  ==========
-solution                               initialization                     numerics.md
-=====================================  =================================  ==========
-:func:`saxe` (two layers, logistic)    :func:`aligned_balanced`, ``L=2``  §2.1
-:func:`deep_balanced` (``L`` layers)   :func:`aligned_balanced`           §2.2
-:func:`riccati` (two layers)           :func:`lambda_balanced`            §2.3
-:func:`scalar_two_layer`               any two scalars                    §2.5
-:func:`scalar_deep` (reduced ODE)      positive scalars, ``p0 < y``       §2.5
-=====================================  =================================  ==========
+=====================================  =================================  ==========================
+solution                               initialization                     source
+=====================================  =================================  ==========================
+:func:`saxe` (two layers, logistic)    :func:`aligned_balanced`, ``L=2``  Saxe et al. (2014)
+:func:`deep_balanced` (``L`` layers)   :func:`aligned_balanced`           Saxe et al. (2014)
+:func:`riccati` (two layers)           :func:`lambda_balanced`            Fukumizu (1998)
+:func:`scalar_two_layer`               any two scalars                    exact scalar flow
+:func:`scalar_deep` (reduced ODE)      positive scalars, ``p0 < y``       exact reduced ODE
+=====================================  =================================  ==========================
 
 :func:`saxe` and :func:`riccati` are array-API functions (the namespace comes from
 ``Y`` or the weights; only ``eigh``/``svd`` are used, no ``expm``).  The others
@@ -85,7 +87,7 @@ def _modes_vector(a0, r, name="a0"):
 
 
 def aligned_balanced(Y, a0, L=2, *, widths=None, seed=0):
-    r"""Aligned balanced start: :math:`W_l = R_{l-1}\,\mathrm{diag}(a_0^{1/L})\,R_l^\top` (numerics.md §2.1–2.2).
+    r"""Aligned balanced start: :math:`W_l = R_{l-1}\,\mathrm{diag}(a_0^{1/L})\,R_l^\top` (course appendix *Numerical methods*, Closed-form solutions).
 
     With :math:`Y = U\,\mathrm{diag}(s)\,V^\top` (thin SVD, ``r = min(n, m)`` modes),
     :math:`R_0 = U`, :math:`R_L = V` and random :math:`R_l` with orthonormal columns,
@@ -121,7 +123,7 @@ def aligned_balanced(Y, a0, L=2, *, widths=None, seed=0):
 
 
 def lambda_balanced(n, h, m, lam, *, scale=1.0, seed=0):
-    r"""Two layers with :math:`D_1 = W_1^\top W_1 - W_2W_2^\top = \lambda I_h` (numerics.md §2.3).
+    r"""Two layers with :math:`D_1 = W_1^\top W_1 - W_2W_2^\top = \lambda I_h` (course appendix *Numerical methods*, Closed-form solutions).
 
     For :math:`\lambda \ge 0` (needs ``h <= n``): draw :math:`W_2` (``h x m``), then
     :math:`W_1 = O\,(W_2W_2^\top + \lambda I)^{1/2}` with :math:`O^\top O = I_h`.
@@ -154,11 +156,11 @@ def lambda_balanced(n, h, m, lam, *, scale=1.0, seed=0):
     return asarray(W1), asarray(W2)
 
 
-# --- §2.1 Saxe: two layers, aligned balanced ------------------------------------------------
+# --- Saxe: two layers, aligned balanced ------------------------------------------------
 
 
 def saxe_modes(s, a0, t):
-    r"""Mode strengths :math:`a(t) = \dfrac{s}{1 - (1 - s/a_0)e^{-2st}}` (Saxe et al. 2014; numerics.md §2.1).
+    r"""Mode strengths :math:`a(t) = \dfrac{s}{1 - (1 - s/a_0)e^{-2st}}` (Saxe et al. 2014).
 
     Solves :math:`\dot a = 2a(s - a)`; for ``s = 0`` the limit :math:`a_0/(1 + 2a_0t)`.
     Array API: ``s``, ``a0`` and ``t`` broadcast (``t`` is usually ``t[:, None]``).
@@ -171,12 +173,12 @@ def saxe_modes(s, a0, t):
 
 
 def saxe_learning_time(s, a0, af):
-    r"""Time for a mode to grow from ``a0`` to ``af``: :math:`\frac1{2s}\ln\frac{a_f(s-a_0)}{a_0(s-a_f)}` (§2.1)."""
+    r"""Time for a mode to grow from ``a0`` to ``af``: :math:`\frac1{2s}\ln\frac{a_f(s-a_0)}{a_0(s-a_f)}`."""
     return math.log(af * (s - a0) / (a0 * (s - af))) / (2.0 * s)
 
 
 def saxe(Y, a0, t):
-    r"""Product :math:`W(t) = U\,\mathrm{diag}(a(t))\,V^\top` of a two-layer net from :func:`aligned_balanced` (§2.1).
+    r"""Product :math:`W(t) = U\,\mathrm{diag}(a(t))\,V^\top` of a two-layer net from :func:`aligned_balanced`.
 
     Whitened squared loss :math:`\tfrac12\|W_1W_2 - Y\|_F^2`, balanced aligned start
     :math:`W(0) = U\,\mathrm{diag}(a_0)\,V^\top`; each mode follows :func:`saxe_modes`.
@@ -218,11 +220,11 @@ def _on(like, v):
     return asarray(np.asarray(v, dtype=np.float64), like=like)
 
 
-# --- §2.2 deep aligned balanced -----------------------------------------------------------------
+# --- deep aligned balanced -----------------------------------------------------------------
 
 
 def deep_balanced_time(p, s, p0, L):
-    r"""Time for a mode to go from ``p0`` to ``p``: :math:`t = \int_{p_0}^{p}\frac{dq}{L\,q^{2-2/L}(s-q)}` (§2.2).
+    r"""Time for a mode to go from ``p0`` to ``p``: :math:`t = \int_{p_0}^{p}\frac{dq}{L\,q^{2-2/L}(s-q)}`.
 
     In the layer variable :math:`w = p^{1/L}` the partial fraction
     :math:`\frac{1}{w^{L-1}(s-w^L)} = \frac1s\big[w^{1-L} + \frac{w}{s-w^L}\big]` gives
@@ -272,7 +274,7 @@ def _invert_time(time, p0, target, ti):
     """The ``p`` between ``p0`` and ``target`` with ``time(p) = ti``, for an increasing learning time.
 
     Brackets by halving the gap to ``target`` until ``time`` exceeds ``ti``, then ``brentq``.
-    Near the target ``t(p)`` is ill-conditioned (numerics.md §2.2), so ``p`` is compared, not ``t``.
+    Near the target ``t(p)`` is ill-conditioned (course appendix *Numerical methods*, Closed-form solutions), so ``p`` is compared, not ``t``.
     """
     from scipy.optimize import brentq
 
@@ -292,7 +294,7 @@ def _invert_time(time, p0, target, ti):
 
 
 def deep_balanced_modes(s, p0, L, t):
-    r"""Mode strengths :math:`p(t)` solving :math:`\dot p = L\,p^{2-2/L}(s-p)` (§2.2).
+    r"""Mode strengths :math:`p(t)` solving :math:`\dot p = L\,p^{2-2/L}(s-p)`.
 
     :func:`deep_balanced_time` is inverted with ``brentq`` on the interval between
     ``p0`` and ``s`` (never near convergence in ``t``, where ``t(p)`` is ill-conditioned).
@@ -319,7 +321,7 @@ def deep_balanced_modes(s, p0, L, t):
 
 
 def deep_balanced(Y, a0, L, t):
-    r"""Product :math:`W(t) = U\,\mathrm{diag}(p(t))\,V^\top` of a depth-``L`` net from :func:`aligned_balanced` (§2.2).
+    r"""Product :math:`W(t) = U\,\mathrm{diag}(p(t))\,V^\top` of a depth-``L`` net from :func:`aligned_balanced`.
 
     The modes stay decoupled and balanced; each follows :func:`deep_balanced_modes`
     with :math:`p(0) = a_0`.  Host computation; the result is moved to ``Y``'s namespace.
@@ -334,11 +336,11 @@ def deep_balanced(Y, a0, L, t):
     return _like(Y, np.einsum("ir,tr,jr->tij", U, P, V))
 
 
-# --- §2.3 lambda-balanced Riccati --------------------------------------------------------------
+# --- lambda-balanced Riccati --------------------------------------------------------------
 
 
 def riccati(Ws, Y, t):
-    r"""Product :math:`W(t)` of a :math:`\lambda`-balanced two-layer net, exactly (numerics.md §2.3).
+    r"""Product :math:`W(t)` of a :math:`\lambda`-balanced two-layer net, exactly (course appendix *Numerical methods*, Closed-form solutions).
 
     With :math:`Q = [W_1;\,W_2^\top]` and
     :math:`F = \begin{bmatrix}\tfrac\lambda2 I_n & Y\\ Y^\top & -\tfrac\lambda2 I_m\end{bmatrix}`,
@@ -352,7 +354,7 @@ def riccati(Ws, Y, t):
     :math:`F` the factor :math:`Q(t)` (up to an orthogonal factor) is a row scaling of the
     ``Q`` factor of :math:`[G^{1/2}Z;\,I]`, whose rows are sorted by growth, so the
     evaluation stays well conditioned at every ``t`` up to convergence and beyond (the
-    error stays near 1e-12 on a dense grid, where the asymptotic rate of §2.3 is measured;
+    error stays near 1e-12 on a dense grid, where the asymptotic rate of the Riccati solution is measured;
     tested against :func:`linflow.gradient_flow` at tight tolerance).
 
     Parameters
@@ -471,11 +473,11 @@ def _times(t, name="t"):
     return t
 
 
-# --- §2.5 scalar networks ---------------------------------------------------------------------
+# --- scalar networks ---------------------------------------------------------------------
 
 
 def scalar_two_layer_time(p, p0, y, c):
-    r"""Time from ``p0`` to ``p`` for :math:`\dot p = (y-p)\sqrt{4p^2+c^2}` (two scalar layers, §2.5).
+    r"""Time from ``p0`` to ``p`` for :math:`\dot p = (y-p)\sqrt{4p^2+c^2}` (two scalar layers).
 
     .. math:: t = \frac1K\ln\left|\frac{4yp + c^2 + K\sqrt{4p^2+c^2}}{2p-2y}\right|\Bigg|_{p_0}^{p},
         \qquad K = \sqrt{4y^2+c^2},\quad c = w_1^2 - w_2^2.
@@ -489,7 +491,7 @@ def scalar_two_layer_time(p, p0, y, c):
 
 
 def scalar_two_layer(w, y, t):
-    r"""Product :math:`p(t) = w_1(t)w_2(t)` of two scalar layers (§2.5), by ``brentq`` on :func:`scalar_two_layer_time`.
+    r"""Product :math:`p(t) = w_1(t)w_2(t)` of two scalar layers, by ``brentq`` on :func:`scalar_two_layer_time`.
 
     Any imbalance :math:`c = w_1^2 - w_2^2`; :math:`p` moves monotonically from
     :math:`p_0 = w_1w_2` to ``y`` (requires :math:`p_0 \ne 0` or :math:`c \ne 0`).
@@ -519,7 +521,7 @@ def scalar_two_layer(w, y, t):
 
 
 def scalar_deep(w, y, t, *, rtol=1e-13):
-    r"""Product :math:`p(t) = \prod_i w_i(t)` of ``L`` scalar layers via the exact reduced ODE (§2.5).
+    r"""Product :math:`p(t) = \prod_i w_i(t)` of ``L`` scalar layers via the exact reduced ODE.
 
     With :math:`u = w_1^2` and :math:`c_j = w_1(0)^2 - w_j(0)^2` (conserved),
     :math:`w_j^2 = u - c_j` and

@@ -1,5 +1,5 @@
 r"""Data for Figure 1 of Min, Vidal & Mallada (ICML 2023): "Three-layer network under random
-initialization most likely converges exponentially" (theory.md §6).
+initialization most likely converges exponentially" (the paper's Figure 1).
 
 * :func:`left` — the box plot: :math:`\Delta^*(D_{21}, D_{23})` (Theorem 2, eq. 15) over random
   draws of three Gaussian schemes, ``n = 5``, ``m = 1``, ``h_1 = h_2 = 200``.
@@ -43,7 +43,7 @@ def left(n_samples=100, seed=0, *, dims=(5, 200, 200, 1), ntk_scaling="paper", s
     **NTK scaling convention.**  Du & Hu (2019) train :math:`f(cW_1W_2W_3)` with
     :math:`c = 1/\sqrt{m h_1 h_2}`.  Under that loss the product :math:`cW` moves with the
     operator :math:`c^2\mathcal T_{\{W_l\}}`, so the rate bound scales by :math:`c^2`
-    (theory.md §6.1, E6), whereas App. A says the rate is scaled by :math:`c`.
+    (erratum E6), whereas App. A says the rate is scaled by :math:`c`.
 
     * ``ntk_scaling="paper"`` (default): :math:`c\,\Delta^*` with :math:`c = 1/\sqrt{m h_1h_2}`, as
       App. A states (the figure's convention as printed);
@@ -53,7 +53,7 @@ def left(n_samples=100, seed=0, *, dims=(5, 200, 200, 1), ntk_scaling="paper", s
     With ``seed=0`` and 100 draws the medians are about 45.5 (NTK, ``"paper"``; 0.23 with
     ``"exact"``), 14.9 (fan-in) and 91.4 (fan-out); the paper's boxes read about 24, 15.5
     and 100.  Fan-in and fan-out match; the printed NTK box matches neither convention,
-    so the figure's NTK normalization is not pinned down (theory.md §6.1).
+    so the figure's NTK normalization is not pinned down (erratum E6).
 
     Parameters
     ----------

@@ -14,7 +14,7 @@ Schemes (Min, Vidal & Mallada, ICML 2023):
 
 * :func:`gaussian` — the random schemes of App. A (NTK, Xavier/fan-in, fan-out);
 * :func:`balanced` — all :math:`D_l = 0` (Arora et al. construction);
-* :func:`lambda_balanced` — two layers with :math:`D_1 = \lambda I` (numerics §2.3);
+* :func:`lambda_balanced` — two layers with :math:`D_1 = \lambda I` (course appendix *Numerical methods*, Closed-form solutions);
 * :func:`spectral` — aligned with the target, App. E.1;
 * :func:`unimodal` / :func:`homogeneous` — prescribed imbalances (Definition 3);
 * :func:`diagonal` / :func:`scalar` — diagonal and scalar networks (App. E.2, §4.3).
@@ -208,7 +208,7 @@ def balanced(dims, *, product=None, batch=(), seed=0, scale=1.0):
     ----------
     dims : sequence of int
         Widths ``(n, h_1, ..., h_{L-1}, m)``; the hidden widths must be at least
-        ``min(n, m)`` (the width constraint of §1.1).
+        ``min(n, m)`` (the width constraint of the course appendix *Numerical methods*, Conventions).
     product : array, shape ``(..., n, m)``, optional
         The end-to-end matrix to factor; its leading axes become the batch.  Default:
         a random one with :math:`\mathcal N(0, \mathrm{scale}^2)` entries.
@@ -261,15 +261,15 @@ def balanced(dims, *, product=None, batch=(), seed=0, scale=1.0):
 def lambda_balanced(dims, lam, *, batch=(), seed=0, scale=1.0):
     r"""Two-layer weights with :math:`D_1 = W_1^\top W_1 - W_2W_2^\top = \lambda I_h`.
 
-    Construction (numerics.md §2.3):
+    Construction (course appendix *Numerical methods*, Closed-form solutions):
 
     * ``lam > 0``: draw :math:`W_2` (``h x m``, entries :math:`\mathcal N(0, \mathrm{scale}^2/h)`)
       and set :math:`W_1 = O(W_2W_2^\top + \lambda I)^{1/2}` with ``O`` (``n x h``),
       :math:`O^\top O = I_h`.  Needs ``h <= n``.
     * ``lam < 0``: draw :math:`W_1` (``n x h``, entries :math:`\mathcal N(0, \mathrm{scale}^2/n)`)
       and set :math:`W_2 = (W_1^\top W_1 - \lambda I)^{1/2}O^\top` with ``O`` (``m x h``),
-      :math:`O^\top O = I_h`.  Needs ``h <= m``.  (Drawing :math:`W_2` first, as in
-      §2.3, fails here: :math:`W_2W_2^\top + \lambda I` need not be PSD.)
+      :math:`O^\top O = I_h`.  Needs ``h <= m``.  (Drawing :math:`W_2` first, as for
+      ``lam > 0``, fails here: :math:`W_2W_2^\top + \lambda I` need not be PSD.)
     * ``lam = 0``: balanced, by either branch, or by :func:`balanced` if ``h > max(n, m)``.
 
     Parameters

@@ -1,6 +1,6 @@
 """Shared fixtures: the backend grid every engine test runs on.
 
-``xp`` rows (style.md §15, numerics.md §3.4):
+``xp`` rows:
 - numpy (float64);
 - array_api_strict on CPU_DEVICE (float64);
 - array_api_strict on device1 (float64): no implicit conversion to NumPy, so a

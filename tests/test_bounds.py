@@ -87,7 +87,7 @@ def two_layer_instances(seed, count=1200):
 # --- two layers -------------------------------------------------------------------------
 
 def test_exact_two_layer_formula():
-    """lambda_min(T) = lambda_n(W1 W1^T) + lambda_m(W2^T W2) (Kronecker sum; theory §2)."""
+    """lambda_min(T) = lambda_n(W1 W1^T) + lambda_m(W2^T W2) (Kronecker sum)."""
     rng = np.random.default_rng(5)
     for n, h, m in [(3, 2, 4), (2, 5, 1), (4, 4, 4), (1, 3, 2)]:
         Ws = (rng.normal(size=(30, n, h)), low_rank(rng, (30, h, m), 1))
@@ -324,7 +324,7 @@ def test_appendix_H_delta_star_equals_product_for_unimodal(l_star):
 
 
 def test_corollary1_loss_bound_along_flow():
-    """L = 3: L(t) <= exp(-2 Delta* t) L(0) and min_t lambda_min(T(t)) >= Delta* (theory §9 #14)."""
+    """L = 3: L(t) <= exp(-2 Delta* t) L(0) and min_t lambda_min(T(t)) >= Delta*."""
     rng = np.random.default_rng(4)
     Ws = lf.init.gaussian((2, 6, 6, 1), "fan_out", batch=(6,), seed=4)
     d = np.asarray(B.delta_star(Ws))
@@ -405,7 +405,7 @@ def test_yun_below_theorem3_and_lambda_min():
 
 
 def test_unimodal_super_exponential_depth():
-    """D_l = eps I, l* = L: prod d~ = eps^(L-1) (L-1)! (theory §9 #17)."""
+    """D_l = eps I, l* = L: prod d~ = eps^(L-1) (L-1)!."""
     for L in (2, 3, 4, 5):
         eps = 0.3
         Ws = lf.init.homogeneous((2,) * (L + 1), [eps] * (L - 1), batch=(3,), seed=L)

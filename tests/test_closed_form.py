@@ -1,4 +1,4 @@
-"""Closed-form solutions (numerics.md §2, §6 rows 8-10, 12, 13) against lf.gradient_flow."""
+"""Closed-form solutions (appendix *Numerical methods*, Closed-form solutions) against lf.gradient_flow."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Errata of the ICML version (theory.md §10): for each, a concrete counterexample where the
+"""Errata of the ICML version (the book's chapter *Errata and open problems*): for each, a concrete counterexample where the
 printed statement fails and the corrected one (linflow.bounds) holds.
 
 The printed statements live in linflow.bounds.printed, clearly labelled as wrong.

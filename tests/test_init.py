@@ -82,7 +82,7 @@ def test_balanced_imbalance_zero_and_product(dims):
     for D in lf.imbalance(Ws):
         np.testing.assert_allclose(np_(D), 0, atol=1e-10)
     np.testing.assert_allclose(np_(lf.product(Ws)), Wp, atol=1e-10)
-    # sigma_i(W_l) = sigma_i(W)^(1/L) (numerics §2.6)
+    # sigma_i(W_l) = sigma_i(W)^(1/L)
     L = len(dims) - 1
     s = np.linalg.svd(Wp, compute_uv=False)
     s1 = np.linalg.svd(np_(Ws[0]), compute_uv=False)[..., : s.shape[-1]]
@@ -142,7 +142,7 @@ def test_spectral_structure(n, m):
 
 
 def test_spectral_modes_are_scalar_networks_along_the_flow():
-    """Theory §9 #18: the structure is kept and each mode follows the scalar flow."""
+    """The structure is kept and each mode follows the scalar flow."""
     rng = np.random.default_rng(3)
     Y = np.diag([2.0, 1.0]) @ np.linalg.qr(rng.normal(size=(2, 2)))[0]
     S = np.array([[1.1, 0.6], [0.8, 0.9], [0.7, 0.5]])

@@ -1,4 +1,4 @@
-"""Network algebra: gradients, the operator T_W, lambda_min, imbalance (numerics.md §6 rows 1, 2, 15).
+"""Network algebra: gradients, the operator T_W, lambda_min, imbalance (appendix *Numerical methods*, Test oracles).
 
 References are computed on the host in float64 from explicit prefixes and suffixes;
 the library runs on every row of the backend grid.

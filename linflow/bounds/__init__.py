@@ -2,7 +2,7 @@ r"""The paper's quantities and bounds on :math:`\lambda_{\min}(\mathcal T)` (Min
 
 Every function takes weights ``(W_1, ..., W_L)`` with optional leading batch axes and
 returns arrays of the input's namespace, batched the same way.  Each docstring names
-the result it implements and any correction from the errata (theory.md §10).  A bound
+the result it implements and any correction from the errata (the course's chapter *Errata and open problems*).  A bound
 asked for outside its hypothesis raises :class:`HypothesisError`, a ``ValueError`` whose
 message names the hypothesis.
 
@@ -15,7 +15,7 @@ deep (§4.3)                       :func:`unimodal_index`, :func:`cumulative_imb
                                   :func:`is_homogeneous`, :func:`unimodal` (18),
                                   :func:`homogeneous` (19), :func:`corollary2`
 loss curves (eq. 7, Theorem 4)    :func:`loss_curve`, :func:`observed_rate`
-prior work (Table 1, §11)         :func:`arora`, :func:`yun`, :func:`min2021`, :func:`tarmoun`,
+prior work (Table 1)              :func:`arora`, :func:`yun`, :func:`min2021`, :func:`tarmoun`,
                                   :func:`scalar_ideal`, :func:`diagonal_rate`
 printed (wrong) statements        :mod:`linflow.bounds.printed`
 ================================  ===========================================================

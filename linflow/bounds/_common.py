@@ -1,6 +1,6 @@
 """Shared helpers of :mod:`linflow.bounds`: sorted spectra, padding, checks, tolerances.
 
-Eigenvalues and singular values are in **decreasing** order (theory.md §1.1), and
+Eigenvalues and singular values are in **decreasing** order (course appendix *Numerical methods*, Conventions), and
 ``lam(A, k)`` is the ``k``-th largest (1-based).  Past the order of the matrix the
 paper's conventions are used: :math:`\\sigma_k = 0` for :math:`k > \\min(n, m)`, and
 for the ``[.]_+``-clipped eigenvalues of an imbalance the value is 0.

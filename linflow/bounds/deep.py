@@ -16,7 +16,7 @@ Scalar networks (all widths 1) that are not unimodal in the order given are reor
 decreasing :math:`|w_l|` before :func:`cumulative_imbalance`, the bounds (18), (19) and
 Corollary 2 are applied: their dynamics do not depend on the order of the layers, and
 sorted they are unimodal with :math:`l^* = L` and :math:`\tilde d_{(i)} = w_{(i)}^2 - w_{(L)}^2`
-(theory.md §4.3, §9 #13).  Either way the :math:`\tilde d_{(i)}` are the numbers
+(Min, Vidal & Mallada 2023, §4.3).  Either way the :math:`\tilde d_{(i)}` are the numbers
 :math:`w_l^2 - \min_k w_k^2`, :math:`l\ne l^*`, so the bounds do not depend on the order.
 :func:`unimodal_index` itself reads the weights in the order given.
 
@@ -220,7 +220,7 @@ def unimodal(Ws, *, tol=None):
     r"""Theorem 3, eq. (18): :math:`\lambda_{\min}(\mathcal T)\ge\prod_{i=1}^{L-1}\tilde d_{(i)}` for unimodal weights.
 
     Proof (Theorem I.1): keep the term :math:`\mathcal T_{l^*}` and bound both factors by
-    Lemma 5.  Verified for every :math:`l^*` and all ``(n, m)`` (theory.md §9 #10).
+    Lemma 5.  Verified for every :math:`l^*` and all ``(n, m)`` (``tests/test_bounds.py``).
     With :math:`\lambda_n(D_l)\ge\epsilon` for all ``l`` and :math:`l^*=L` it is at least
     :math:`\epsilon^{L-1}(L-1)!` (super-exponential in depth).
 
@@ -264,7 +264,7 @@ def _check_square(Ws, result):
     n, m = Ws[0].shape[-2], Ws[-1].shape[-1]
     if n != m:
         raise HypothesisError(
-            f"linflow: {result} holds only for n = m (erratum E4, theory.md §10: for n != m the "
+            f"linflow: {result} holds only for n = m (erratum E4 in the course's chapter 'Errata and open problems': for n != m the "
             f"balanced value is sigma_min^(2-2/L), without the factor L, and (19) can fail); "
             f"got n = {n}, m = {m}. Use linflow.bounds.unimodal (eq. 18) instead."
         )
@@ -277,7 +277,7 @@ def homogeneous(Ws, *, tol=None):
         \lambda_{\min}(\mathcal T)\ \ge\ \sqrt{\Big(\prod_{i=1}^{L-1}\tilde d_{(i)}\Big)^2
         + \big(L\,\sigma_{\min}^{2-2/L}(W)\big)^2}.
 
-    Correction (E4, theory.md §10): the proof uses "balanced ⇒ :math:`\lambda_{\min} =
+    Correction (erratum E4, chapter *Errata and open problems*): the proof uses "balanced ⇒ :math:`\lambda_{\min} =
     L\sigma_{\min}^{2-2/L}`", true only for ``n = m``; for ``n != m`` (19) fails (ratio
     down to 0.2), so it is refused there.  The printed, unrestricted form is
     :func:`linflow.bounds.printed.eq19`.

@@ -1,7 +1,7 @@
 r"""**PRINTED (WRONG) STATEMENTS** of Min, Vidal & Mallada (ICML 2023), for the errata chapter only.
 
 Do not use these as bounds.  Each function reproduces a formula *as printed* in the
-ICML version, next to the erratum that fixes it (theory.md §10); the corrected
+ICML version, next to the erratum that fixes it (the course's chapter *Errata and open problems*); the corrected
 versions live in :mod:`linflow.bounds`.  The tests in ``tests/test_errata.py`` hold a
 concrete counterexample for each.
 
@@ -41,7 +41,7 @@ def lemma3(Ws):
         \lambda_{\min}\ \text{"}\ge\text{"}\ \tfrac12\Big[-\Delta_++\sqrt{(\Delta_++\underline\Delta)^2+4\sigma_n^2(W)}
         -\Delta_-+\sqrt{(\Delta_-+\underline\Delta)^2+4\sigma_m^2(W)}\Big].
 
-    False for ``n != m`` (832 of 3000 random trials, theory.md §4.1).  Corrected:
+    False for ``n != m`` (832 of 3000 random trials; see erratum E4).  Corrected:
     :func:`linflow.bounds.lemma3`.
     """
     return _lemma3(Ws, "Lemma 3 (printed)", printed_pairing=True)

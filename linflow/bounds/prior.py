@@ -1,4 +1,4 @@
-r"""Rates from prior work, in this package's ordering :math:`W = W_1\cdots W_L` (theory.md §5, §11).
+r"""Rates from prior work, in this package's ordering :math:`W = W_1\cdots W_L` (Table 1 of the paper; the course's chapter *Case studies*).
 
 Each function names its source and the hypothesis it needs; outside that hypothesis
 it raises :class:`~linflow.bounds.HypothesisError` (a ``ValueError``).  All return a lower
@@ -41,7 +41,7 @@ def arora(Ws, *, tol=None):
         \lambda_{\min}(\mathcal T) = L\,\sigma_{\min}^{2-2/L}(W)\ \ (n = m),\qquad
         \lambda_{\min}(\mathcal T) = \sigma_{\min}^{2-2/L}(W)\ \ (n\ne m).
 
-    Correction (E4, theory.md §10): the paper states :math:`L\sigma_{\min}^{2-2/L}` for all
+    Correction (erratum E4, chapter *Errata and open problems*): the paper states :math:`L\sigma_{\min}^{2-2/L}` for all
     ``n, m``; for ``n != m`` the preconditioner :math:`\sum_j(WW^\top)^{(j-1)/L}\otimes(W^\top W)^{(L-j)/L}`
     has a zero eigenvalue direction of :math:`W^\top W` (or :math:`WW^\top`) where only one
     term survives.  Printed form: :func:`linflow.bounds.printed.balanced`.
@@ -108,7 +108,7 @@ def min2021(Ws):
 
     :math:`c = [\lambda_n(D)]_+ + [\lambda_m(-D)]_+` for :math:`D = W_1^\top W_1 - W_2W_2^\top`;
     the squared loss then decays at rate :math:`2c` (:math:`\gamma = 2`).  It equals
-    :math:`\underline\Delta` of Theorem 1.1 (theory.md §9 #19).
+    :math:`\underline\Delta` of Theorem 1.1 (checked in ``tests/test_bounds.py``).
 
     Raises
     ------

@@ -86,7 +86,7 @@ def D_bar(D21, D23):
     :math:`\bar D_{h_k} = \mathrm{diag}\{\max\{\lambda_i(D_{21}),\lambda_i(D_{23}),0\}\}_{i=1}^{h_k}`.
     When :math:`h_1\ne h_2` the paper does not say what :math:`\lambda_i(D_{23})` means for
     :math:`i>h_2` (or :math:`\lambda_i(D_{21})` for :math:`i>h_1`); we take
-    :math:`-\infty`, i.e. the missing term is ignored (the convention of theory.md §4.2).
+    :math:`-\infty`, i.e. the missing term is ignored (the convention of the course's chapter *Three layers*).
     (App. G.4 prints :math:`D_{21}` twice, a typo, E8; the definition above is used.)
 
     Returns
@@ -159,7 +159,7 @@ def delta_star(Ws):
 
     Uses the **main-text normalization (15)**.  The appendix (Theorem G.2) calls twice
     this quantity ":math:`\Delta^*`" and states :math:`\lambda_{\min}\ge\Delta^*/2`
-    (E3, theory.md §10); reading the appendix's :math:`\Delta^*` as a rate is off by 2
+    (erratum E3 in the course's chapter *Errata and open problems*); reading the appendix's :math:`\Delta^*` as a rate is off by 2
     (see :func:`linflow.bounds.printed.delta_star`).  The bound depends only on the
     imbalances, so it holds uniformly along the flow, for any initialization;
     Corollary 1: :math:`\mathcal L(t)-\mathcal L^*\le e^{-\Delta^*\gamma t}(\mathcal L(0)-\mathcal L^*)`

@@ -68,7 +68,7 @@ def lemma3(Ws):
         \lambda_{\min}(\mathcal T) \ge \tfrac12\Big[-\Delta_+ + \sqrt{(\Delta_++\underline\Delta)^2+4\sigma_m^2(W)}
         -\Delta_- + \sqrt{(\Delta_-+\underline\Delta)^2+4\sigma_n^2(W)}\Big].
 
-    Correction (theory.md §10, E2): the printed (9) pairs :math:`\Delta_+` with
+    Correction (erratum E2, chapter *Errata and open problems*): the printed (9) pairs :math:`\Delta_+` with
     :math:`\sigma_n` and :math:`\Delta_-` with :math:`\sigma_m`, which is false for
     ``n != m``; the pairing above is Min et al. 2022, Prop. 1.  For ``n = m`` the two
     agree.  The printed form is :func:`linflow.bounds.printed.lemma3`.
@@ -152,7 +152,7 @@ def two_layer(Ws, loss=None):
 
       :math:`\nu_k = [\sigma_k(W^*) - \sqrt{K/\mu}\|W(0)-W^*\|_F]_+` (0 for ``k > min(n, m)``).
 
-    Corrections (theory.md §10): E1, the printed (12) drops the factor ½ that the
+    Corrections (chapter *Errata and open problems*): E1, the printed (12) drops the factor ½ that the
     proof (App. F) has; E2, the printed pairing of :math:`\nu_n,\nu_m` is swapped.  Then
     :math:`\mathcal L(t)-\mathcal L^*\le e^{-\alpha_2\gamma t}(\mathcal L(0)-\mathcal L^*)`
     and :math:`\lambda_{\min}(\mathcal T(t))\ge\alpha_2` along the flow.
