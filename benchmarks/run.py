@@ -351,7 +351,7 @@ def bench_e(quick, log):
     rtol, atol = 1e-8, 1e-10
     out = {"config": {"rtol": rtol, "atol": atol, "problems": PEER_PROBLEMS, "peers": avail,
                       "note": "ratios are peer seconds / linflow seconds, best of the rounds of one run"},
-           "problems": {}}
+           "problems": {}, "quick": quick}
     for pname, (B, n, L, T) in PEER_PROBLEMS.items():
         if quick:
             B = min(B, 64)

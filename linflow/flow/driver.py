@@ -189,6 +189,7 @@ def integrate(
     for _ in range(int(np.sum(np.asarray(ts) <= 0))):
         st = _record(xp, st, init, xp.ones((B,), dtype=xp.bool, device=dev), S)
 
+    on_host = isinstance(y0[0], np.ndarray)
     gid = np.arange(B)
     done_parts = []  # (host global ids, state) of trajectories removed by compaction
     n_pass = 1
@@ -245,7 +246,10 @@ def integrate(
             if n_active == 0:
                 break
             cur = st["t"].shape[0]
-            if cur >= 16 and n_active <= cur // 2:
+            # finished trajectories leave the batch: on the host as soon as a quarter of it is
+            # done (a copy of the state costs less than a few steps of a quarter of the batch);
+            # on a device, at half (each compaction there means host index transfers)
+            if cur >= 16 and n_active <= (cur * 3 // 4 if on_host else cur // 2):
                 act = to_numpy(st["active"]).astype(bool)
                 keep = np.nonzero(act)[0]
                 gone = np.nonzero(~act)[0]
