@@ -699,6 +699,10 @@ def markdown_summary(res):
              f"load average {m['loadavg_at_start'][0]:.1f} at start, {m['loadavg_at_end'][0]:.1f} at end"
              + (" (--quick)" if res.get("quick") else "") + ".", "",
              "| | measurement | value | target | met |", "|---|---|---|---|---|"]
+    dates = {k: (res[k].get("date"), res[k].get("quick")) for k in "abcde" if k in res and res[k].get("date")}
+    if len(set(dates.values())) > 1:  # a run with --only kept some comparisons from an earlier run
+        lines[1:1] = ["", "Comparisons from different runs: " + "; ".join(
+            f"({k}) {d}{' --quick' if q else ''}" for k, (d, q) in dates.items()) + "."]
     for r in res["summary"]:
         v = r["value"]
         met = "" if r["meets_target"] is None else ("yes" if r["meets_target"] else "**no**")
@@ -829,6 +833,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         res[key] = fn(args.quick, log)
         res[key]["benchmark_seconds"] = time.perf_counter() - t0
+        res[key]["date"], res[key]["quick"] = res["date"], args.quick  # kept when others are rerun
     res["machine"]["loadavg_at_end"] = os.getloadavg()
     old_path = os.path.join(args.out, "results.json")
     if set("abcde") - set(args.only) and os.path.exists(old_path):  # keep the comparisons not rerun
