@@ -455,7 +455,7 @@ def test_saved_buffers_fit_the_cost_model(rng):
     assert charged * B == saved
     W64 = random_weights(rng, (64, 64, 64, 64, 64), scale=0.1, batch=(2,))
     default = lf.gradient_flow(W64, lf.losses.Squared(np.eye(64)), 0.01)
-    assert default.loss.nbytes < sum(W.nbytes for W in W64) < 101 * 64 * 64 * 8 * 2
+    assert default.product is None and default.loss.nbytes < sum(W.nbytes for W in W64)
 
 
 @pytest.mark.parametrize("method", ["dopri5", "gauss2", "gd"])
