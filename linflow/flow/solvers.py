@@ -240,7 +240,10 @@ class _PackedDense:
     def interpolate(self, coeffs):
         lay = self.lay
         C = np.stack([np.broadcast_to(np.asarray(c, dtype=lay.dtype), (lay.b,)) for c in coeffs], axis=1)
-        return tuple(d + y_l for d, y_l in zip(lay.views(lay.combine(C, self.Z[1:])), self.y))
+        out = lay.views(lay.combine(C, self.Z[1:]))
+        for d, y_l in zip(out, self.y):
+            np.add(d, y_l, out=d)  # in place: the combination is a fresh array
+        return out
 
 
 class Gauss:
