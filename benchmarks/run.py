@@ -843,7 +843,7 @@ def main(argv=None):
             if key in old:
                 res[key] = old[key]
     res["total_seconds"] = time.perf_counter() - t_all
-    if "a" in res:
+    if "a" in res and "profile_text" in res["a"]:  # not when (a) was kept from an earlier run
         with open(os.path.join(args.out, "profile_a.txt"), "w") as fh:
             fh.write(res["a"].pop("profile_text"))
     summary = summary_rows(res)
