@@ -132,8 +132,9 @@ def point_key(point, settings=None):
 
 def bytes_per_trajectory(dims, *, method="dopri5", dtype="float64", n_saves=101, save_product=False,
                          diagnostics=(), extra_words=0):
-    r"""Bytes one trajectory holds during a batched run (see the course appendix *Numerical
-    methods*, Cost model).
+    r"""Bytes one trajectory holds during a batched run: the cost model.
+
+    See the course appendix *Numerical methods*, Cost model:
 
     .. math::  s\,\big(c_{\text{method}} N + (L+1)\,n_{\max}^2
                + S(1 + [\text{product}]\,nm + d)\big),
