@@ -4,6 +4,8 @@
     python3 dev.py book      build the website into _build/html (executes every page)
     python3 dev.py test      run every test: the package, the notebooks, the built site in Chromium
     python3 dev.py student   build the student edition (no solutions) into _build/student
+    python3 dev.py bench     the benchmark suite (benchmarks/run.py, arguments passed on) in its own
+                             venv .venv-bench with the peers diffrax, JAX, PyTorch and torchode
 
 Each command creates (or reuses) the virtual environment .venv and installs what it
 needs; a stamp of the requirement files skips reinstalling when nothing changed.
@@ -118,19 +120,39 @@ def test(args):
     sys.exit(r.returncode)
 
 
+def bench(args):
+    """benchmarks/run.py in .venv-bench: linflow[bench] brings the peers (diffrax, jax, torch,
+    torchode; several GB with torch's CUDA libraries), kept out of the project's own venv."""
+    bvenv = ROOT / ".venv-bench"
+    bpy = bvenv / "bin" / "python"
+    if not bpy.exists():
+        check([sys.executable, "-m", "venv", bvenv])
+        check([bpy, "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    h = hashlib.sha256(b"".join(f.read_bytes() for f in REQS)).hexdigest()
+    stamp = bvenv / ".stamp-bench"
+    if not stamp.exists() or stamp.read_text() != h:
+        check([bpy, "-m", "pip", "install", "-q", "-r", "requirements.txt", "-e", ".[bench]"])
+        stamp.write_text(h)
+    e = dict(os.environ, LINFLOW_PROGRESS="0")  # the machine's own BLAS threads: run.py sets its own
+    r = run([bpy, ROOT / "benchmarks" / "run.py", *args], env=e)
+    sys.exit(r.returncode)
+
+
 def student(args):
     venv(("test",))  # otter-grader (in the test extra) builds the student assignments
     check([PY, ROOT / "tools" / "student.py", *args], env=env())
 
 
 def main(argv):
-    if not argv or argv[0] not in ("book", "test", "student"):
+    if not argv or argv[0] not in ("book", "test", "student", "bench"):
         sys.exit(__doc__)
     cmd, rest = argv[0], argv[1:]
     if cmd == "book":
         book()
     elif cmd == "test":
         test(rest)
+    elif cmd == "bench":
+        bench(rest)
     else:
         student(rest)
 

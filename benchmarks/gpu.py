@@ -23,6 +23,11 @@ One command, about 3-5 minutes on one GPU with CuPy installed (no internet neede
    time; then the GPU memory each method holds per trajectory (CuPy's memory pool) against the
    cost model ``lf.sweep.bytes_per_trajectory`` that sizes sweep batches.
 
+6. **diffrax on the GPU** (JAX with CUDA wheels, ``pip install 'linflow[bench]' 'jax[cuda12]'``):
+   the same throughput problem (B = 10^4, n = 64, L = 4) with diffrax's Dopri5 + PID controller
+   under ``vmap`` + ``jit`` in float64, against CuPy linflow's lean call; compile time apart.
+   Without JAX the section says so in its output and the rest runs.
+
 It prints a table and writes ``<out>/gpu-<card>.json``.  Without CuPy or without a GPU it says
 so and exits with status 2, having written nothing.  ``--emulate`` runs the same code with
 NumPy standing in for CuPy (to check the script itself on a machine without a GPU; its numbers
@@ -299,6 +304,52 @@ def throughput(dev, quick, log):
     return {"cpu": {k: v for k, v in cpu.items() if k != "final_loss"}, "rows": rows}
 
 
+# --- 6. diffrax on the GPU -------------------------------------------------------------------------
+
+def diffrax_gpu(dev, quick, log):
+    """diffrax (JAX, float64) against linflow's lean call on the throughput problem."""
+    import linflow as lf
+
+    try:
+        import jax
+
+        import peers
+    except ImportError as exc:
+        log(f"  skipped: JAX/diffrax not installed ({exc}); pip install 'linflow[bench]' 'jax[cuda12]'")
+        return {"skipped": f"JAX/diffrax not installed: {exc}"}
+    if not peers.available()["diffrax"]:
+        log("  skipped: diffrax not importable")
+        return {"skipped": "diffrax not importable"}
+    c = dict(THROUGHPUT)
+    B = 2000 if quick else c["B"]
+    if dev.emulate:  # a CPU stand-in: keep it small
+        B = 16
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    jdev = gpus[0] if gpus else jax.devices()[0]
+    log(f"  JAX device: {jdev} ({jax.__version__})")
+    Ws_h, Y_h = problem(c["B"], c["n"], c["L"], seed=7)
+    Ws_h = tuple(W[:B] for W in Ws_h)
+    dx = peers.diffrax_run(Ws_h, Y_h, c["T"], rtol=c["rtol"], atol=c["atol"], device=jdev)
+    with lf.set_backend(dev.backend, dtype=np.float64 if dev.emulate else dev.cp.float64):
+        Ws = tuple(lf.asarray(W) for W in Ws_h)
+        loss = lf.losses.Squared(lf.asarray(Y_h))
+        secs, tr = dev.timed(lambda: lf.gradient_flow(Ws, loss, c["T"], rtol=c["rtol"], atol=c["atol"],
+                                                      save=("loss",), t_eval=[0.0, c["T"]], progress=False),
+                             repeat=1 if quick else 2)
+        final = lf.to_numpy(tr.loss)[-1]
+    hl = lf.losses.Squared(Y_h)
+    dx_final = np.asarray(hl.value(lf.product(tuple(dx["final_weights"]))))
+    diff = float(np.max(np.abs(dx_final - final) / np.abs(final)))
+    row = {"B": B, "n": c["n"], "L": c["L"], "T": c["T"], "jax_device": str(jdev), "jax": jax.__version__,
+           "diffrax_seconds": dx["seconds"], "diffrax_compile_seconds": dx["compile_seconds"],
+           "linflow_seconds": secs, "diffrax_over_linflow": dx["seconds"] / secs,
+           "max_rel_diff_final_loss": diff, "diffrax_steps_mean": dx["steps"],
+           "linflow_steps_mean": float(np.mean(tr.stats["steps"]))}
+    log(f"  diffrax {dx['seconds']:.2f} s (+ compile {dx['compile_seconds']:.1f} s), linflow {secs:.2f} s: "
+        f"diffrax / linflow = {row['diffrax_over_linflow']:.2f}; final losses agree to {diff:.1e}")
+    return row
+
+
 # --- 4. a sweep on the GPU ------------------------------------------------------------------------
 
 def sweep_check(dev, quick, log):
@@ -421,7 +472,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     ap.add_argument("--emulate", action="store_true", help="NumPy stands in for CuPy (checks the script only)")
     ap.add_argument("--only", nargs="+", default=None, metavar="SECTION",
-                    help="run only these sections: agreement gflops throughput sweep structure")
+                    help="run only these sections: agreement gflops throughput sweep structure diffrax")
     ap.add_argument("--cpu-baseline", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.cpu_baseline is not None:
@@ -449,7 +500,8 @@ def main(argv=None):
                            ("gflops", gflops, "2. gradient GFLOP/s"),
                            ("throughput", throughput, "3. throughput vs 2 CPU cores"),
                            ("sweep", sweep_check, "4. a sweep of seeded initializations"),
-                           ("structure", structure, "5. long horizon and memory on the GPU")):
+                           ("structure", structure, "5. long horizon and memory on the GPU"),
+                           ("diffrax", diffrax_gpu, "6. diffrax (JAX) on the GPU")):
         if args.only and key not in args.only:
             continue
         log(title)
@@ -480,6 +532,10 @@ def main(argv=None):
             log(f"| {r['method']} drift over T={r['T']:g} (cost x{r['cost_vs_rk4']:.1f} RK4) | {r['dtype']} "
                 f"| {r['drift']:.2e} | {'1e-12' if r['dtype'] == 'float64' else ''} | "
                 f"{('yes' if r['drift'] <= 1e-12 else 'NO') if r['dtype'] == 'float64' else ''} |")
+    dxr = res.get("diffrax", {})
+    if "diffrax_over_linflow" in dxr:
+        log(f"| diffrax seconds / linflow's, B={dxr['B']}, n={dxr['n']}, L={dxr['L']} | float64 "
+            f"| {dxr['diffrax_over_linflow']:.2f} | | |")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"gpu-{dev.card}.json")
     with open(path, "w") as fh:

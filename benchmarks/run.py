@@ -14,7 +14,7 @@ target) and ``a_throughput.png``, ``b_long_horizon.png``, ``c_gflops.png``, ``d_
 (b) long horizon (T = 100): Gauss-Legendre (gauss2, midpoint) against fixed-step RK4, RK45 and
     adaptive dopri5: drift of the imbalances D_l and cost per unit time;
 (c) gradient throughput (GFLOP/s, 6(L-1)n^3 flops per gradient) against NumPy's own matmul rate;
-(d) peak memory per trajectory (tracemalloc) against the cost model (numerics §5.3).
+(d) peak memory per trajectory (tracemalloc) against the cost model (the course appendix *Numerical methods*, Cost model).
 
 The machine is shared: every timing is the best of a few repeats where that is affordable, and
 the comparisons are reported as ratios measured in the same run.
@@ -30,6 +30,7 @@ import math
 import os
 import platform
 import pstats
+import re
 import sys
 import time
 import tracemalloc
@@ -46,12 +47,21 @@ from linflow import sweep  # noqa: E402
 from linflow.network import _value_and_grads  # noqa: E402  (the engine's gradient kernel)
 
 TARGETS = {
-    "a_speedup_B1000": 30.0,  # batched dopri5 vs solve_ivp loop, B = 1000, 2 cores
+    # (a) the speedup over the solve_ivp loop has no fixed target any more (the former 30x is
+    # retired, issue 13): the batched matmul rate bounds it, and (e) reports the fraction reached
     "b_drift_gauss": 1e-12,  # relative drift of D_l over T = 100
     "b_cost_vs_rk4": 6.0,  # gauss cost per unit time / RK4 cost per unit time
     "c_fraction_n200": 0.5,  # gradient GFLOP/s / matmul GFLOP/s at n = 200
     "gpu_speedup": 20.0,  # benchmarks/gpu.py: GPU vs 2 CPU cores, B = 1e4, n = 64, L = 4
+    # (e) peers, issue 13: ratios measured in one run (peer seconds / linflow seconds)
+    "e_lean_vs_diffrax": {"P1": 4.0, "P2": 3.0, "P3": 1.5},
+    "e_default_vs_diffrax": 1.0,  # at every problem
+    "e_default_over_lean": 1.15,  # linflow's default call / its lean call, P1 and P2 (lower is better)
+    "e_matmul_fraction_P1": 0.35,  # lean P1: gradient flop rate / the 2-core batched matmul rate
 }
+
+#: The problems of comparison (e): B networks, L square n x n layers, horizon T
+PEER_PROBLEMS = {"P1": (1000, 10, 3, 5.0), "P2": (256, 64, 4, 0.1), "P3": (100, 10, 3, 5.0)}
 
 
 # --- problems ------------------------------------------------------------------------------
@@ -302,6 +312,126 @@ def bench_a(quick, log, budget=None):
     }
 
 
+# --- (e) peers: diffrax and torchode -----------------------------------------------------------
+
+def batched_matmul_rate(B, n, threads=2, repeat=5):
+    """GFLOP/s of ``B`` n x n matmuls split over ``threads`` threads (the machine's ceiling for a
+    batched step made of such matmuls)."""
+    import concurrent.futures
+
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(3)
+    parts = [(rng.normal(size=(k, n, n)), rng.normal(size=(k, n, n)), np.empty((k, n, n)))
+             for k in np.diff(np.linspace(0, B, threads + 1).astype(int))]
+    reps = max(1, int(2e8 // (2 * n ** 3 * B)))
+
+    def work(p):
+        a, b, c = p
+        for _ in range(reps):
+            np.matmul(a, b, out=c)
+
+    best = math.inf
+    with threadpool_limits(limits=1, user_api="blas"), concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            list(pool.map(work, parts))
+            best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 * B * reps / best / 1e9
+
+
+def bench_e(quick, log):
+    """linflow's lean and default calls against diffrax and torchode (and the solve_ivp loop),
+    interleaved rounds, matched accuracy checked against DOP853 at rtol 1e-12."""
+    from scipy.integrate import solve_ivp
+
+    import peers
+
+    avail = peers.available()
+    log(f"  peers: {avail}")
+    rtol, atol = 1e-8, 1e-10
+    out = {"config": {"rtol": rtol, "atol": atol, "problems": PEER_PROBLEMS, "peers": avail,
+                      "note": "ratios are peer seconds / linflow seconds, best of the rounds of one run"},
+           "problems": {}, "quick": quick}
+    for pname, (B, n, L, T) in PEER_PROBLEMS.items():
+        if quick:
+            B = min(B, 64)
+        Ws, loss = problem(B, n, L)
+        Y = np.asarray(loss.Y)
+        fun = flat_field(loss, n, L)
+        k_ref = 2 if quick else 4
+        ref = []
+        for b in range(k_ref):
+            y0 = np.concatenate([W[b].ravel() for W in Ws])
+            sol = solve_ivp(fun, (0.0, T), y0, method="DOP853", rtol=1e-12, atol=1e-14)
+            ref.append(float(loss.value(lf.product(tuple(sol.y[:, -1].reshape(L, n, n))))))
+        ref = np.array(ref)
+
+        def lf_call(lean):
+            def go():
+                kw = dict(save=("loss",), t_eval=[0.0, T]) if lean else {}
+                t0 = time.perf_counter()
+                tr = lf.gradient_flow(Ws, loss, T, rtol=rtol, atol=atol, progress=False, **kw)
+                secs = time.perf_counter() - t0
+                return {"seconds": secs, "compile_seconds": 0.0, "losses": np.asarray(tr.loss),
+                        "steps": float(np.mean(tr.stats["steps"])),
+                        "evaluations": float(np.sum(tr.stats["evaluations"]))}
+            return go
+
+        def loop():
+            t0 = time.perf_counter()
+            finals = []
+            for b in range(k_ref):
+                y0 = np.concatenate([W[b].ravel() for W in Ws])
+                sol = solve_ivp(fun, (0.0, T), y0, method="RK45", rtol=rtol, atol=atol)
+                finals.append(float(loss.value(lf.product(tuple(sol.y[:, -1].reshape(L, n, n))))))
+            # per-trajectory cost does not depend on B: timed on k_ref trajectories, scaled
+            return {"seconds": (time.perf_counter() - t0) * B / k_ref, "compile_seconds": 0.0,
+                    "losses": np.array([finals, finals])}
+
+        calls = {"linflow lean": lf_call(True), "linflow default": lf_call(False), "scipy RK45 loop": loop}
+        if avail["diffrax"]:
+            calls["diffrax lean"] = lambda: peers.diffrax_run(Ws, Y, T, rtol=rtol, atol=atol)
+            calls["diffrax default"] = lambda: peers.diffrax_run(Ws, Y, T, rtol=rtol, atol=atol, n_saves=101)
+        if avail["torchode"]:  # lean only: torchode keeps the whole state at every save time
+            calls["torchode lean"] = lambda: peers.torchode_run(Ws, Y, T, rtol=rtol, atol=atol, threads=2)
+        best, compile_s = {}, {}
+        for r in range(1 if quick else 2):
+            for name, fn in calls.items():
+                if name.startswith("torchode") and r:  # eager and slow: one round is enough
+                    continue
+                res = fn()
+                compile_s[name] = max(compile_s.get(name, 0.0), res["compile_seconds"])
+                if name not in best or res["seconds"] < best[name]["seconds"]:
+                    best[name] = res
+        rows = {}
+        for name, res in best.items():
+            if res.get("losses") is not None:
+                finals = np.asarray(res["losses"])[-1, :k_ref]
+            else:
+                finals = np.asarray(lf.to_numpy(loss.value(lf.product(tuple(W[:k_ref] for W in res["final_weights"])))))
+            rows[name] = {"seconds": res["seconds"], "compile_seconds": compile_s[name],
+                          "steps_mean": res.get("steps"),
+                          "rel_err_vs_DOP853": float(np.max(np.abs(finals - ref) / np.abs(ref)))}
+        lean, dflt = rows["linflow lean"]["seconds"], rows["linflow default"]["seconds"]
+        for name, row in rows.items():
+            base = dflt if name.endswith("default") else lean
+            row["ratio_vs_linflow"] = row["seconds"] / base  # > 1: linflow is faster
+        flops = best["linflow lean"]["evaluations"] * 6 * (L - 1) * n ** 3
+        mm = batched_matmul_rate(B, n)
+        info = {"B": B, "n": n, "L": L, "T": T, "rows": rows, "default_over_lean": dflt / lean,
+                "lean_gflops": flops / lean / 1e9, "matmul_gflops_2core": mm,
+                "lean_matmul_fraction": flops / lean / 1e9 / mm}
+        out["problems"][pname] = info
+        for name, row in rows.items():
+            log(f"  {pname} (B={B}, n={n}, L={L}, T={T}) {name:>16}: {row['seconds']:8.3f} s"
+                f"{' + compile %.1f s' % row['compile_seconds'] if row['compile_seconds'] else ''}, "
+                f"x{row['ratio_vs_linflow']:.2f} of linflow, rel err vs DOP853 {row['rel_err_vs_DOP853']:.1e}")
+        log(f"  {pname}: default / lean {dflt / lean:.2f}; lean at {info['lean_gflops']:.2f} GFLOP/s = "
+            f"{info['lean_matmul_fraction']:.0%} of the 2-core batched matmul rate ({mm:.2f} GFLOP/s)")
+    return out
+
+
 # --- (b) long horizon: invariants and cost ----------------------------------------------
 
 def rk4(Ws, loss, T, h):
@@ -509,8 +639,7 @@ def summary_rows(res):
     a = res.get("a")
     if a:
         for r in a["rows"]:
-            tgt = TARGETS["a_speedup_B1000"] if r["B"] == 1000 else None
-            add("a", f"speedup vs RK45 loop, B={r['B']} ({r['mode']})", r["speedup_vs_RK45"], tgt,
+            add("a", f"speedup vs RK45 loop, B={r['B']} ({r['mode']})", r["speedup_vs_RK45"], None,
                 note="wall time" + (f"; timed on {r['timed_trajectories']} and scaled"
                                     if r["timed_trajectories"] < r["B"] else ""))
             add("a", f"CPU-time speedup vs RK45 loop, B={r['B']} ({r['mode']})", r["cpu_speedup_vs_RK45"],
@@ -539,6 +668,28 @@ def summary_rows(res):
         for r in d["rows"]:
             add("d", f"bytes per trajectory / model, {r['method']}, n={r['n']}, L={r['L']}",
                 r["measured_over_model"], note=f"{r['bytes_per_trajectory']:.0f} bytes measured")
+    e = res.get("e")
+    if e:
+        for pname, p in e["problems"].items():
+            size = f"{pname}: B={p['B']}, n={p['n']}, L={p['L']}, T={p['T']:g}"
+            for name, r in p["rows"].items():
+                tgt = None
+                if name == "diffrax lean":
+                    tgt = TARGETS["e_lean_vs_diffrax"].get(pname)
+                elif name == "diffrax default":
+                    tgt = TARGETS["e_default_vs_diffrax"]
+                if not name.startswith("linflow"):
+                    what = "lean" if name.endswith("lean") else ("default" if name.endswith("default") else "lean")
+                    add("e", f"{name} seconds / linflow {what} call's, {size}", r["ratio_vs_linflow"], tgt,
+                        note=(f"compile {r['compile_seconds']:.1f} s not counted; " if r["compile_seconds"] else "")
+                        + f"rel. error vs DOP853 {r['rel_err_vs_DOP853']:.1e}")
+                add("e", f"{name}: max rel. final-loss error vs DOP853 rtol 1e-12, {size}", r["rel_err_vs_DOP853"],
+                    1e-6, "lower")
+            add("e", f"linflow default call / lean call, {size}", p["default_over_lean"],
+                TARGETS["e_default_over_lean"] if pname in ("P1", "P2") else None, "lower")
+            add("e", f"linflow lean: gradient rate / 2-core batched matmul rate, {size}", p["lean_matmul_fraction"],
+                TARGETS["e_matmul_fraction_P1"] if pname == "P1" else None,
+                note=f"{p['lean_gflops']:.2f} of {p['matmul_gflops_2core']:.2f} GFLOP/s: the ceiling of any speedup")
     return out
 
 
@@ -549,6 +700,10 @@ def markdown_summary(res):
              f"load average {m['loadavg_at_start'][0]:.1f} at start, {m['loadavg_at_end'][0]:.1f} at end"
              + (" (--quick)" if res.get("quick") else "") + ".", "",
              "| | measurement | value | target | met |", "|---|---|---|---|---|"]
+    dates = {k: (res[k].get("date"), res[k].get("quick")) for k in "abcde" if k in res and res[k].get("date")}
+    if len(set(dates.values())) > 1:  # a run with --only kept some comparisons from an earlier run
+        lines[1:1] = ["", "Comparisons from different runs: " + "; ".join(
+            f"({k}) {d}{' --quick' if q else ''}" for k, (d, q) in dates.items()) + "."]
     for r in res["summary"]:
         v = r["value"]
         met = "" if r["meets_target"] is None else ("yes" if r["meets_target"] else "**no**")
@@ -654,11 +809,18 @@ def machine():
     return info
 
 
+def _relative_paths(text):
+    """A profile's file names relative to the repository or to site-packages (no machine paths)."""
+    text = text.replace(os.path.dirname(HERE) + os.sep, "")
+    return re.sub(r"\S*/site-packages/", "site-packages/", text)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="output folder")
-    ap.add_argument("--only", default="abcd", help="which comparisons to run, e.g. 'ac'")
+    ap.add_argument("--only", default="abcde",
+                    help="which comparisons to run, e.g. 'ac' (the others are kept from the results.json there)")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     os.environ.setdefault("LINFLOW_PROGRESS", "0")
@@ -670,18 +832,27 @@ def main(argv=None):
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     t_all = time.perf_counter()
     for key, fn, title in (("c", bench_c, "gradient GFLOP/s"), ("d", bench_d, "memory per trajectory"),
-                           ("b", bench_b, "long horizon"), ("a", bench_a, "throughput")):
+                           ("b", bench_b, "long horizon"), ("a", bench_a, "throughput"),
+                           ("e", bench_e, "peers: diffrax, torchode")):
         if key not in args.only:
             continue
         log(f"({key}) {title}")
         t0 = time.perf_counter()
         res[key] = fn(args.quick, log)
         res[key]["benchmark_seconds"] = time.perf_counter() - t0
+        res[key]["date"], res[key]["quick"] = res["date"], args.quick  # kept when others are rerun
     res["machine"]["loadavg_at_end"] = os.getloadavg()
+    old_path = os.path.join(args.out, "results.json")
+    if set("abcde") - set(args.only) and os.path.exists(old_path):  # keep the comparisons not rerun
+        with open(old_path) as fh:
+            old = json.load(fh)
+        for key in set("abcde") - set(args.only):
+            if key in old:
+                res[key] = old[key]
     res["total_seconds"] = time.perf_counter() - t_all
-    if "a" in res:
+    if "a" in res and "profile_text" in res["a"]:  # not when (a) was kept from an earlier run
         with open(os.path.join(args.out, "profile_a.txt"), "w") as fh:
-            fh.write(res["a"].pop("profile_text"))
+            fh.write(_relative_paths(res["a"].pop("profile_text")))
     summary = summary_rows(res)
     res["summary"] = summary
     with open(os.path.join(args.out, "results.json"), "w") as fh:

@@ -65,7 +65,7 @@ __all__ = [
 
 #: Words per state entry ``N = sum_l h_{l-1} h_l`` held at once by one step of each method
 #: (state, stage slopes, stage points, error, the NumPy workspaces and the driver's checkpoint
-#: copy; numerics §5.3 gives 5 for RK4).  ``benchmarks/run.py`` (comparison d) measures these
+#: copy; the course appendix *Numerical methods*, Cost model, gives 5 for RK4).  ``benchmarks/run.py`` (comparison d) measures these
 #: with tracemalloc; the values are fitted to its measurements.
 STATE_WORDS = {"rk4": 5, "dopri5": 18, "midpoint": 13, "gauss2": 17}
 
@@ -142,14 +142,17 @@ def point_key(point, settings=None):
 # --- memory ------------------------------------------------------------------------------
 
 def bytes_per_trajectory(dims, *, method="dopri5", dtype="float64", n_saves=101, save_product=False,
-                         extra_words=0):
-    r"""Bytes one trajectory holds during a batched run (cost model, numerics §5.3).
+                         diagnostics=(), extra_words=0):
+    r"""Bytes one trajectory holds during a batched run: the cost model.
 
-    .. math::  s\,\big(c_{\text{method}} N + (L+1)\,n_{\max}^2 + S(1 + [\text{product}]\,nm)\big),
+    See the course appendix *Numerical methods*, Cost model:
+
+    .. math::  s\,\big(c_{\text{method}} N + (L+1)\,n_{\max}^2
+               + S(1 + [\text{product}]\,nm + d)\big),
 
     with :math:`N=\sum_l h_{l-1}h_l` the state size, ``c`` from :data:`STATE_WORDS`
-    (5 for RK4, the :math:`(5L+1)n^2` of §5.3 for square layers), the prefixes and
-    the loss gradient, and the save buffers.
+    (5 for RK4), the prefixes and the loss gradient, and the save buffers: ``S`` save
+    points of the loss, of the product if saved and of ``d`` words of diagnostics.
 
     Parameters
     ----------
@@ -160,9 +163,12 @@ def bytes_per_trajectory(dims, *, method="dopri5", dtype="float64", n_saves=101,
     n_saves : int
         Number of save points.
     save_product : bool
-        Whether the product ``W`` is saved at every save point.
+        Whether the product ``W`` is saved at every save point (``save=("loss", "product")``).
+    diagnostics : sequence of names
+        Named diagnostics saved at every save point (``linflow.flow.DIAGNOSTICS``); a
+        callable's size is not known in advance: count it in ``extra_words``.
     extra_words : int
-        Further words per trajectory (e.g. diagnostics).
+        Further words per trajectory.
     """
     dims = [int(d) for d in dims]
     if len(dims) < 2 or min(dims) < 1:
@@ -174,8 +180,26 @@ def bytes_per_trajectory(dims, *, method="dopri5", dtype="float64", n_saves=101,
     L = len(dims) - 1
     n, m = dims[0], dims[-1]
     big = max(dims) ** 2
-    words = STATE_WORDS[method] * N + (L + 1) * big + n_saves * (1 + (n * m if save_product else 0))
+    per_save = 1 + (n * m if save_product else 0) + _diagnostic_words(dims, diagnostics)
+    words = STATE_WORDS[method] * N + (L + 1) * big + n_saves * per_save
     return int(s * (words + extra_words))
+
+
+def _diagnostic_words(dims, diagnostics):
+    """Words per save point of the named diagnostics (callables count 0)."""
+    if isinstance(diagnostics, str):
+        diagnostics = (diagnostics,)
+    names = [d for d in diagnostics if isinstance(d, str)]
+    if isinstance(diagnostics, dict):
+        names = [v for v in diagnostics.values() if isinstance(v, str)]
+    size = {
+        "imbalance": sum(h * h for h in dims[1:-1]),
+        "singular_values": min(dims[0], dims[-1]),
+        "sigma_min": 1,
+        "lambda_min": 1,
+        "weights": sum(a * b for a, b in zip(dims[:-1], dims[1:])),
+    }
+    return sum(size.get(d, 0) for d in names)
 
 
 def available_memory(xp=None, device=None):
@@ -564,7 +588,8 @@ def _batch_size_for(Ws, xp, kw, *, t_end, flow_kwargs, max_batch, memory, target
         xp=xp if target is None else target.xp, device=None if target is None else target.device,
         method=method if isinstance(method, str) and method in STATE_WORDS else "dopri5",
         dtype=str(Ws[0].dtype if target is None else target.dtype), n_saves=_n_saves(full),
-        save_product="product" in tuple(full.get("save", ("loss", "product"))),
+        save_product="product" in tuple(full.get("save", ("loss",))),
+        diagnostics=full.get("diagnostics", ()),
     )
 
 

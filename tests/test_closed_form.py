@@ -8,7 +8,7 @@ from support import assert_like, host, rel_err, tol
 import linflow as lf
 from linflow import closed_form as cf
 
-FLOW = dict(rtol=1e-12, atol=1e-14)
+FLOW = dict(rtol=1e-12, atol=1e-14, save=("loss", "product"))
 
 
 def _Y(rng, n, m, s):

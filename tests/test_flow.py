@@ -1,5 +1,5 @@
 """Integrators: conservation, GD imbalance identity, reference solver, orders, step control,
-save points, backends and shapes (numerics.md §6 rows 3-7, 17)."""
+save points, backends and shapes (appendix *Numerical methods*, Test oracles)."""
 from __future__ import annotations
 
 import numpy as np
@@ -119,7 +119,7 @@ def test_dopri5_matches_solve_ivp(seed):
     Wh, Y = squared_problem(rng, dims, scale=0.7)
     ts = np.linspace(0, 3, 13)
     ref_loss, ref_prod, ref_W = reference(Wh, Y, ts)
-    traj = lf.gradient_flow(Wh, lf.losses.Squared(Y), 3.0, rtol=1e-11, atol=1e-13, t_eval=ts)
+    traj = lf.gradient_flow(Wh, lf.losses.Squared(Y), 3.0, rtol=1e-11, atol=1e-13, t_eval=ts, save=("loss", "product"))
     assert rel_err(traj.product, ref_prod) < 1e-8
     assert np.max(np.abs(traj.loss - ref_loss) / np.maximum(ref_loss, 1e-3)) < 1e-8
     for W, R in zip(traj.weights, ref_W):
@@ -152,7 +152,7 @@ def test_gd_drift_first_order(rng):
         D1 = lf.imbalance(traj.weights)
         drift.append(max(np.linalg.norm(a - b) for a, b in zip(D1, D0)))
     assert 1.8 <= drift[0] / drift[1] <= 2.2, drift
-    # the drift bound ||D_K - D_0|| <= eta^2 sum_k (||g_l||^2 + ||g_{l+1}||^2) holds (numerics §4.3)
+    # the drift bound ||D_K - D_0|| <= eta^2 sum_k (||g_l||^2 + ||g_{l+1}||^2) holds
     eta, Ws, acc = 0.005, Wh, np.zeros(len(Wh))
     for _ in range(200):
         _, g = lf.value_and_gradients(Ws, loss)
@@ -178,8 +178,8 @@ def test_plateau_does_not_affect_other_trajectories(rng):
     A = random_weights(rng, dims, scale=0.6)
     P = random_weights(rng, dims, scale=1e-4)  # a long plateau near the saddle at 0
     loss = lf.losses.Squared(Y)
-    alone = lf.gradient_flow(A, loss, 10.0)
-    both = lf.gradient_flow(_stack(A, P), loss, 10.0)
+    alone = lf.gradient_flow(A, loss, 10.0, save=("loss", "product"))
+    both = lf.gradient_flow(_stack(A, P), loss, 10.0, save=("loss", "product"))
     assert np.array_equal(both.loss[:, 0], alone.loss)
     assert np.array_equal(both.product[:, 0], alone.product)
     assert both.stats["steps"][0] == alone.stats["steps"]
@@ -237,7 +237,7 @@ def test_save_points_match_reference(rng):
     ts = np.sort(rng.uniform(0, 4, size=17))
     ts = np.concatenate([[0.0], ts, [4.0]])
     ref_loss, ref_prod, _ = reference(Wh, Y, ts)
-    traj = lf.gradient_flow(Wh, lf.losses.Squared(Y), 4.0, rtol=1e-11, atol=1e-13, t_eval=ts)
+    traj = lf.gradient_flow(Wh, lf.losses.Squared(Y), 4.0, rtol=1e-11, atol=1e-13, t_eval=ts, save=("loss", "product"))
     assert np.array_equal(traj.t, ts)
     assert np.max(np.abs(traj.loss - ref_loss) / np.maximum(ref_loss, 1e-3)) < 1e-8
     assert rel_err(traj.product, ref_prod) < 1e-8
@@ -279,7 +279,7 @@ def test_generic_path_gives_the_same_numbers_on_every_backend(backend, rng, meth
 
     monkeypatch.setattr(solvers, "PACKED", False)
     Wh, Y = squared_problem(rng, (2, 3, 2), batch=(3,))
-    kw = dict(method=method, t_eval=np.linspace(0, 1, 5))
+    kw = dict(method=method, t_eval=np.linspace(0, 1, 5), save=("loss", "product"))
     if backend.is64:
         kw["rtol"] = 1e-9
     else:
@@ -296,7 +296,7 @@ def test_generic_path_gives_the_same_numbers_on_every_backend(backend, rng, meth
 @pytest.mark.parametrize("method", ["dopri5", "gauss2"])
 def test_backends_agree_and_keep_device(backend, rng, method):
     Wh, Y = squared_problem(rng, (2, 3, 2), batch=(3,))
-    kw = dict(method=method, t_eval=np.linspace(0, 1, 5), diagnostics=("imbalance", "sigma_min"))
+    kw = dict(method=method, t_eval=np.linspace(0, 1, 5), diagnostics=("imbalance", "sigma_min"), save=("loss", "product"))
     if backend.is64:
         kw["rtol"] = 1e-9
     else:
@@ -338,7 +338,7 @@ def test_gd_backend(backend, rng):
 def test_batched_shapes(rng):
     batch = (2, 3)
     Wh, Y = squared_problem(rng, (3, 4, 2), batch=batch)
-    traj = lf.gradient_flow(Wh, lf.losses.Squared(Y), 1.0, t_eval=np.linspace(0, 1, 7),
+    traj = lf.gradient_flow(Wh, lf.losses.Squared(Y), 1.0, t_eval=np.linspace(0, 1, 7), save=("loss", "product"),
                             diagnostics=("imbalance", "sigma_min", "lambda_min", "singular_values", "weights"))
     S = 7
     assert traj.t.shape == (S,)
@@ -373,7 +373,7 @@ def test_batched_shapes(rng):
 
 
 def test_energy_dissipation_along_flow(rng):
-    """d f / dt = -<G, T_W G> along the flow (theory §2.6), from the dense output."""
+    """d f / dt = -<G, T_W G> along the flow, from the dense output."""
     Wh, Y = squared_problem(rng, (3, 3, 2))
     ts = np.array([0.5 - 1e-4, 0.5, 0.5 + 1e-4])
     traj = lf.gradient_flow(Wh, lf.losses.Squared(Y), 1.0, rtol=1e-12, atol=1e-14, t_eval=ts,
@@ -423,3 +423,83 @@ def test_gauss_default_step_is_per_trajectory_and_stable(rng):
     alone = lf.gradient_flow(A, lf.losses.Squared(Y), 0.3, **kw)
     assert both.stats["steps"][0] == alone.stats["steps"] < both.stats["steps"][1]
     np.testing.assert_array_equal(both.loss[:, 0], alone.loss)
+
+
+# --- saving (issue 13: saving costs B x S, not B x S per step) -----------------------------
+
+
+def test_default_saves_the_loss_only(rng):
+    """The default call saves the loss (not the product), and its losses are bit for bit those
+    of a call that also saves the product, at the same save times."""
+    Wh, Y = squared_problem(rng, (3, 4, 2), batch=(40,))
+    lean = lf.gradient_flow(Wh, lf.losses.Squared(Y), 2.0)
+    full = lf.gradient_flow(Wh, lf.losses.Squared(Y), 2.0, save=("loss", "product"))
+    assert lean.product is None and full.product.shape == (101, 40, 3, 2)
+    assert np.array_equal(lean.loss, full.loss)
+    # the saved loss is the loss of the saved product (one product serves both)
+    assert np.array_equal(full.loss, lf.losses.Squared(Y).value(full.product))
+
+
+def test_saved_buffers_fit_the_cost_model(rng):
+    """The save buffers of a run hold what ``sweep.bytes_per_trajectory`` charges for them, and
+    a default call saves less than the state (at width 64 the product would be 25x more)."""
+    from linflow import sweep
+
+    dims, B, S = (3, 4, 4, 2), 5, 9
+    Wh, Y = squared_problem(rng, dims, batch=(B,))
+    diags = ("imbalance", "sigma_min")
+    traj = lf.gradient_flow(Wh, lf.losses.Squared(Y), 0.5, t_eval=np.linspace(0, 0.5, S),
+                            save=("loss", "product"), diagnostics=diags)
+    saved = traj.loss.nbytes + traj.product.nbytes + sum(v.nbytes for v in traj.diagnostics.values())
+    base = sweep.bytes_per_trajectory(dims, n_saves=0)
+    charged = sweep.bytes_per_trajectory(dims, n_saves=S, save_product=True, diagnostics=diags) - base
+    assert charged * B == saved
+    W64 = random_weights(rng, (64, 64, 64, 64, 64), scale=0.1, batch=(2,))
+    default = lf.gradient_flow(W64, lf.losses.Squared(np.eye(64)), 0.01)
+    assert default.product is None and default.loss.nbytes < sum(W.nbytes for W in W64)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "gauss2", "gd"])
+def test_host_saves_match_the_device_path(rng, monkeypatch, method):
+    """Oracle for the in-place host saves: NumPy sent through the device path, whose save
+    passes rebuild every buffer with ``where`` (or scatter one entry per trajectory), gives
+    bit-identical saves, also across rollbacks (missed save points, a too small Gauss budget)."""
+    from linflow.flow import driver
+
+    Wh, Y = squared_problem(rng, (3, 4, 2), batch=(37,))
+    loss = lf.losses.Squared(Y)
+    ts = np.sort(np.concatenate([[0.0, 0.0, 1.5], rng.uniform(0, 1.5, 60)]))  # many per step
+
+    def run():
+        kw = dict(save=("loss", "product"), diagnostics=("imbalance",), check_every=4)
+        if method == "gd":
+            return lf.gradient_descent(Wh, loss, 0.05, 40, save_every=3, **kw)
+        if method == "dopri5":
+            return lf.gradient_flow(Wh, loss, 1.5, rtol=1e-7, atol=1e-9, t_eval=ts, **kw)
+        solver = lf.flow.Gauss(2)
+        solver.budget = 2  # rollbacks to the last check for a larger budget
+        return lf.gradient_flow(Wh, loss, 1.5, method=solver, t_eval=ts, dt=0.05, **kw)
+
+    host_run = run()
+    monkeypatch.setattr(driver, "HOST_SAVES", False)
+    for how in ("where", "scatter"):
+        monkeypatch.setattr(driver, "SCATTER", how)
+        dev = run()
+        for a, b in [(host_run.loss, dev.loss), (host_run.product, dev.product)] + [
+                (host_run.diagnostics[k], dev.diagnostics[k]) for k in host_run.diagnostics]:
+            assert np.array_equal(a, b) and np.all(np.isfinite(a)), how
+        for a, b in zip(host_run.weights, dev.weights):
+            assert np.array_equal(a, b)
+
+
+def test_default_and_lean_agree_on_devices(backend, rng):
+    """On every namespace the default call's losses equal those of a call saving the product."""
+    Wh, Y = squared_problem(rng, (2, 3, 2), batch=(4,))
+    kw = dict(t_eval=np.linspace(0, 1, 13)) if backend.is64 else dict(t_eval=np.linspace(0, 1, 13), rtol=1e-5,
+                                                                        atol=1e-7)
+    lean = lf.gradient_flow(backend.weights(Wh), lf.losses.Squared(backend.asarray(Y)), 1.0, **kw)
+    full = lf.gradient_flow(backend.weights(Wh), lf.losses.Squared(backend.asarray(Y)), 1.0,
+                            save=("loss", "product"), **kw)
+    assert lean.product is None
+    assert_like(lean.loss, backend, shape=(13, 4))
+    assert np.array_equal(host(lean.loss), host(full.loss))

@@ -126,7 +126,7 @@ def gradient_flow(
     dt=None,
     t_eval=None,
     loss_tol=None,
-    save=("loss", "product"),
+    save=("loss",),
     diagnostics=(),
     max_steps=100_000,
     throw=True,
@@ -156,14 +156,19 @@ def gradient_flow(
         Initial step (``"dopri5"``) or the fixed step (Gauss methods).  Default for
         the Gauss methods, per trajectory: ``0.5 / sharpness``, at most ``t_end / 20``,
         where the sharpness estimate is the larger of a Hessian bound at the start and
-        the sharpness ``K L sigma_1(W*)^(2-2/L)`` of a balanced minimum (numerics.md §2.6).
+        the sharpness ``K L sigma_1(W*)^(2-2/L)`` of a balanced minimum (course appendix *Numerical methods*, Integrators).
         Steps also land exactly on the save times.
     t_eval : array_like, optional
         Save times in ``[0, t_end]``, increasing; default 101 equally spaced points.
     loss_tol : float, optional
         Stop a trajectory once its loss falls below this value (status CONVERGED).
     save : tuple
-        ``"loss"`` (always) and ``"product"``.
+        ``"loss"`` (always) and, on request, ``"product"``: the product
+        ``W_1...W_L`` at every save point, ``S n m`` numbers per network.  The
+        default saves the loss only: at ``B = 10^4`` networks of width 64 the
+        product at the default 101 points would take 33 GB, twenty-five times the
+        state itself.  Saving costs one interpolation and one product per save
+        point crossed (see the course appendix *Numerical methods*, Cost model).
     diagnostics : sequence of names or dict of name -> callable
         Extra quantities at the save points: ``"imbalance"``, ``"singular_values"``,
         ``"sigma_min"``, ``"lambda_min"``, ``"weights"``, or ``fn(Ws) -> array``.
@@ -333,7 +338,7 @@ def _sharpness_estimate(xp, y0, loss):
     :math:`\mathcal T_W` part, :func:`~linflow.network.lambda_max_bound`) plus
     :math:`\|\nabla f\|\max_l\sum_{k\ne l}\prod_{j\ne l,k}\|W_j\|` (the part of the
     Hessian that is linear in the residual), and (ii) the sharpness at a balanced
-    minimum, :math:`K\,L\,\sigma_1(W^*)^{2-2/L}` (numerics.md §2.6), where the flow ends.
+    minimum, :math:`K\,L\,\sigma_1(W^*)^{2-2/L}` (course appendix *Numerical methods*, Integrators), where the flow ends.
     One transfer to the host at the start of a run.
     """
     K = loss.K or 1.0
@@ -433,7 +438,7 @@ def gradient_descent(
     *,
     save_every=None,
     loss_tol=None,
-    save=("loss", "product"),
+    save=("loss",),
     diagnostics=(),
     throw=True,
     progress=None,
@@ -444,7 +449,7 @@ def gradient_descent(
     GD with step :math:`\eta` is the explicit Euler method for the flow; after
     ``k`` steps it sits at flow time :math:`t = k\eta`, which is what ``Trajectory.t``
     reports.  It does not conserve the imbalance: one step changes it by
-    :math:`D_l^+ - D_l = \eta^2(g_l^\top g_l - g_{l+1}g_{l+1}^\top)` (numerics.md §4.3).
+    :math:`D_l^+ - D_l = \eta^2(g_l^\top g_l - g_{l+1}g_{l+1}^\top)` (course appendix *Numerical methods*, Integrators).
 
     Parameters
     ----------

@@ -189,6 +189,7 @@ def integrate(
     for _ in range(int(np.sum(np.asarray(ts) <= 0))):
         st = _record(xp, st, init, xp.ones((B,), dtype=xp.bool, device=dev), S)
 
+    on_host = isinstance(y0[0], np.ndarray)
     gid = np.arange(B)
     done_parts = []  # (host global ids, state) of trajectories removed by compaction
     n_pass = 1
@@ -245,7 +246,10 @@ def integrate(
             if n_active == 0:
                 break
             cur = st["t"].shape[0]
-            if cur >= 16 and n_active <= cur // 2:
+            # finished trajectories leave the batch: on the host as soon as a quarter of it is
+            # done (a copy of the state costs less than a few steps of a quarter of the batch);
+            # on a device, at half (each compaction there means host index transfers)
+            if cur >= 16 and n_active <= (cur * 3 // 4 if on_host else cur // 2):
                 act = to_numpy(st["active"]).astype(bool)
                 keep = np.nonzero(act)[0]
                 gone = np.nonzero(~act)[0]
@@ -295,18 +299,110 @@ def _save_values(xp, savers, y, value, loss):
 
 
 def _record(xp, st, values, write, S):
-    """Write ``values`` at each trajectory's save index where ``write``; advance the index."""
+    """Write ``values`` at each trajectory's save index where ``write``; advance the index.
+
+    The device path's save pass (one value per trajectory).  Namespaces with integer-array
+    assignment (NumPy, CuPy, PyTorch) write in place at one entry per trajectory;
+    others (array_api_strict) rebuild each buffer with ``where`` over all its save
+    points.  In-place writes survive a rollback to the last check, and that is safe: the
+    redo writes again every save point the discarded steps wrote (it crosses at least the
+    same ones), with the same values.
+    """
     idx = st["idx"]
-    onehot = (xp.arange(S, dtype=idx.dtype, device=_device(idx))[None, :] == idx[:, None]) & write[:, None]
-    bufs = {}
-    for k, buf in st["bufs"].items():
-        v = values[k]
-        mask = onehot[(...,) + (None,) * (buf.ndim - 2)]
-        bufs[k] = xp.where(mask, v[:, None, ...], buf)
     st = _State(st)
-    st["bufs"] = bufs
+    if _can_scatter(xp):
+        rows = xp.arange(idx.shape[0], dtype=idx.dtype, device=_device(idx))
+        col = _clip(xp, idx, 0, S - 1)
+        for k, buf in st["bufs"].items():
+            v = values[k]
+            buf[rows, col] = xp.where(bcast(write, v), v, buf[rows, col])
+    else:
+        st["bufs"] = _record_where(xp, st["bufs"], values, idx, write, S)
     st["idx"] = idx + xp.astype(write, idx.dtype)
     return st
+
+
+def _record_where(xp, bufs, values, idx, write, S):
+    """Functional save: a one-hot ``where`` over every buffer, cost ``B x S`` per call."""
+    onehot = (xp.arange(S, dtype=idx.dtype, device=_device(idx))[None, :] == idx[:, None]) & write[:, None]
+    out = {}
+    for k, buf in bufs.items():
+        mask = onehot[(...,) + (None,) * (buf.ndim - 2)]
+        out[k] = xp.where(mask, values[k][:, None, ...], buf)
+    return out
+
+
+#: Which save write the device path uses: ``None`` chooses by namespace (see :func:`_record`);
+#: the tests set ``"where"`` or ``"scatter"`` to compare both, and ``HOST_SAVES = False`` sends
+#: NumPy through the device path.
+SCATTER = None
+HOST_SAVES = True
+
+
+def _can_scatter(xp):
+    if SCATTER is not None:
+        return SCATTER == "scatter"
+    import array_api_compat
+
+    inner = getattr(xp, "_xp", xp)
+    return (array_api_compat.is_numpy_namespace(inner) or array_api_compat.is_cupy_namespace(inner)
+            or array_api_compat.is_torch_namespace(inner))
+
+
+def _write_rows(st, values, rows, pos, idx_new):
+    """Host save: ``values`` (one per crossing) into the buffers at ``(rows, pos)``, in place."""
+    st = _State(st)
+    for k, buf in st["bufs"].items():
+        buf[rows, pos] = values[k]
+    st["idx"] = idx_new
+    return st
+
+
+#: Gather the slopes of the crossing trajectories when fewer than 1/GATHER_BELOW of the batch cross
+GATHER_BELOW = 8
+
+
+def _take_dense(dense, rows):
+    if hasattr(dense, "take"):  # packed dense output (linflow.flow.solvers._PackedDense)
+        return dense.take(rows)
+    return tuple(tuple(a[rows] for a in k) for k in dense)
+
+
+def _save_crossed(xp, st, savers, loss, solver, ts_dev, accept, t, h, t_new, y, dense):
+    """Host, adaptive step: one save pass for every save point that the step crossed.
+
+    When many trajectories cross a point, the dense output is evaluated for the whole
+    batch (one stage sum, cheaper than gathering the slopes) and the crossing rows kept;
+    when few do, only their slopes are gathered.  Either way a trajectory's numbers are
+    those of a full-batch evaluation.  The saved quantities are then computed once per
+    crossing and written in place: saving costs ``B x S`` in all, not ``B x S`` per step.
+    """
+    idx = st["idx"]
+    count = np.where(accept, np.maximum(np.searchsorted(ts_dev, t_new, side="right") - idx, 0), 0)
+    if not count.any():
+        return st
+    safe_h = np.where(h > 0, h, 1.0)
+    rows, pos, parts = [], [], []
+    for j in range(int(count.max())):  # a trajectory's j-th save point of this step
+        sel = np.nonzero(count > j)[0]
+        p = idx[sel] + j
+        theta = np.clip((ts_dev[p] - t[sel]) / safe_h[sel], 0.0, 1.0)
+        if GATHER_BELOW * sel.size < h.shape[0]:
+            ys = solver.interpolate(xp, tuple(a[sel] for a in y), h[sel], _take_dense(dense, sel), theta)
+        else:
+            full = np.zeros_like(h)
+            full[sel] = theta
+            ys = tuple(a[sel] for a in solver.interpolate(xp, y, h, dense, full))
+        rows.append(sel)
+        pos.append(p)
+        parts.append(ys)
+    if len(parts) > 1:
+        rows, pos = np.concatenate(rows), np.concatenate(pos)
+        ys = tuple(np.concatenate(layer) for layer in zip(*parts))
+    else:
+        rows, pos, ys = rows[0], pos[0], parts[0]
+    vals = _save_values(xp, savers, ys, None, loss.take(rows, 1))
+    return _write_rows(st, vals, rows, pos, idx + count)
 
 
 def _one_step(xp, st, loss, solver, t_end, ts_dev, S, savers, n_pass, loss_tol, max_steps):
@@ -352,16 +448,17 @@ def _one_step(xp, st, loss, solver, t_end, ts_dev, S, savers, n_pass, loss_tol, 
 
     new = _State(st)
     # --- save points inside the accepted step --------------------------------------------
-    if solver.adaptive:
+    on_host = isinstance(t, np.ndarray) and HOST_SAVES
+    if solver.adaptive and on_host:
+        new = _save_crossed(xp, new, savers, loss, solver, ts_dev, accept, t, h, t_new, y, res.dense)
+        missed = xp.any(active[:0])
+    elif solver.adaptive:
+        # on a device the number of save points crossed is not known without a sync: a
+        # fixed number of passes, each one save point per trajectory (see the module doc)
         safe_h = xp.where(h > 0, h, xp.ones_like(h))
-        # On the host (NumPy) a look at the data costs nothing, so passes run exactly as
-        # often as needed; on a device they run n_pass times without a sync (see above).
-        on_host = isinstance(t, np.ndarray)
-        for _ in range(S if on_host else n_pass):
+        for _ in range(n_pass):
             nxt = xp.take(ts_dev, _clip(xp, new["idx"], 0, S - 1))
             cross = accept & (new["idx"] < S) & (nxt <= t_new)
-            if on_host and not cross.any():
-                break
             theta = xp.where(cross, _clip(xp, (nxt - t) / safe_h, 0.0, 1.0), xp.zeros_like(h))
             ys = solver.interpolate(xp, y, h, res.dense, theta)
             vals = _save_values(xp, savers, ys, None, loss)
@@ -370,7 +467,13 @@ def _one_step(xp, st, loss, solver, t_end, ts_dev, S, savers, n_pass, loss_tol, 
         missed = xp.any(accept & (new["idx"] < S) & (nxt <= t_new))
     else:
         landed = accept & (new["idx"] < S) & (t_new >= next_save)
-        if not isinstance(landed, np.ndarray) or landed.any():  # on the host, skip steps that save nothing
+        if on_host:  # only the trajectories that landed on a save time
+            rows = np.nonzero(landed)[0]
+            if rows.size:
+                vals = _save_values(xp, savers, tuple(a[rows] for a in res.y1), res.value1[rows],
+                                    loss.take(rows, 1))
+                new = _write_rows(new, vals, rows, new["idx"][rows], new["idx"] + landed)
+        else:
             vals = _save_values(xp, savers, res.y1, res.value1, loss)
             new = _record(xp, new, vals, landed, S)
         missed = xp.any(active[:0])

@@ -24,7 +24,7 @@ import array_api_compat
 import numpy as np
 
 from ..network import _backward, _cumulative
-from .packed import GaussWorkspace, RungeKuttaWorkspace, gauss_stages, runge_kutta_stages
+from .packed import GaussWorkspace, Layout, RungeKuttaWorkspace, gauss_stages, runge_kutta_stages
 
 __all__ = ["Dopri5", "Gauss", "field"]
 
@@ -224,10 +224,26 @@ class _PackedDense:
     Z: object
     y: tuple
 
+    def take(self, rows):
+        """The dense output of trajectories ``rows`` only (host indices), packed anew.
+
+        Each trajectory's interpolation stays the same small matrix product as in the full
+        batch, so its numbers do not change (tests/test_packed.py checks this).
+        """
+        y = tuple(a[rows] for a in self.y)
+        lay = Layout(y)
+        Z = lay.empty(self.Z.shape[0])  # row 0 (the start, kept in ``y``) is not read
+        for src, dst in zip(self.lay.views(self.Z[1:]), lay.views(Z[1:])):
+            np.take(src, rows, axis=1, out=dst, mode="clip")  # "clip": no buffered copy
+        return _PackedDense(lay, Z, y)
+
     def interpolate(self, coeffs):
         lay = self.lay
         C = np.stack([np.broadcast_to(np.asarray(c, dtype=lay.dtype), (lay.b,)) for c in coeffs], axis=1)
-        return tuple(d + y_l for d, y_l in zip(lay.views(lay.combine(C, self.Z[1:])), self.y))
+        out = lay.views(lay.combine(C, self.Z[1:]))
+        for d, y_l in zip(out, self.y):
+            np.add(d, y_l, out=d)  # in place: the combination is a fresh array
+        return out
 
 
 class Gauss:
