@@ -169,7 +169,7 @@ def check_links(html_dir, root=ROOT):
     return problems
 
 
-INSTALL_RE = re.compile(r'site = \\?"(https://[^"\\]+/)\\?"[^%]*%pip install -q [^\n"]*?\{site\}(\S+\.whl)')
+INSTALL_RE = re.compile(r'site = \\?"(https://[^"\\]+/)\\?"[^%]*%pip install -q [^\n]*?\{site\}(\S+\.whl)')
 
 
 def check_install_urls(html_dir, site=None):
