@@ -108,6 +108,20 @@ def flat_field(loss, n, L):
     return fun
 
 
+def dop853_losses(fun, Ws, loss, T, k):
+    """Final losses of the first ``k`` networks of the batch ``Ws`` by SciPy's DOP853 at
+    rtol 1e-12, atol 1e-14: the accuracy reference of every contender."""
+    from scipy.integrate import solve_ivp
+
+    L, n = len(Ws), Ws[0].shape[-2]
+    ref = []
+    for b in range(k):
+        y0 = np.concatenate([W[b].ravel() for W in Ws])
+        sol = solve_ivp(fun, (0.0, T), y0, method="DOP853", rtol=1e-12, atol=1e-14)
+        ref.append(float(loss.value(lf.product(tuple(sol.y[:, -1].reshape(L, n, n))))))
+    return np.array(ref)
+
+
 def engine_field(loss, n, L):
     """The same field through the engine's own gradient kernel (reported next to the baseline)."""
     shape = (L, n, n)
@@ -169,12 +183,7 @@ def bench_a(quick, log, budget=None):
                      "nfev_mean": float(np.mean(nfev))}
         log(f"  solve_ivp {name}: {per * 1e3:.1f} ms per trajectory ({np.mean(nfev):.0f} evaluations)")
     # reference: DOP853 at tight tolerances
-    ref = []
-    for b in range(n_sub):
-        y0 = np.concatenate([W[b].ravel() for W in Ws_all])
-        s = solve_ivp(fun, (0.0, T), y0, method="DOP853", rtol=1e-12, atol=1e-14)
-        ref.append(float(loss.value(lf.product(tuple(s.y[:, -1].reshape(L, n, n))))))
-    ref = np.array(ref)
+    ref = dop853_losses(fun, Ws_all, loss, T, n_sub)
 
     k_block = 4 if quick else 8
     samples = {"RK45": []}
@@ -360,12 +369,7 @@ def bench_e(quick, log):
         Y = np.asarray(loss.Y)
         fun = flat_field(loss, n, L)
         k_ref = 2 if quick else 4
-        ref = []
-        for b in range(k_ref):
-            y0 = np.concatenate([W[b].ravel() for W in Ws])
-            sol = solve_ivp(fun, (0.0, T), y0, method="DOP853", rtol=1e-12, atol=1e-14)
-            ref.append(float(loss.value(lf.product(tuple(sol.y[:, -1].reshape(L, n, n))))))
-        ref = np.array(ref)
+        ref = dop853_losses(fun, Ws, loss, T, k_ref)
 
         def lf_call(lean):
             def go():

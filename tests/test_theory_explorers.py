@@ -10,7 +10,6 @@ import math
 import numpy as np
 import pytest
 
-import linflow as lf
 from linflow.widgets import theory_explorers as tx
 
 
