@@ -180,7 +180,7 @@ def test_balanced_stays_balanced_end_to_end(rng):
 
 # --- every closed form on a dense time grid, up to convergence, against the integrator ----------
 
-DENSE = dict(rtol=1e-12, atol=1e-14)
+DENSE = dict(rtol=1e-12, atol=1e-14, save=("loss", "product"))
 
 
 def _dense_check(Ws, Y, exact, t_end, tol_abs):

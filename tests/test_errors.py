@@ -215,7 +215,7 @@ def test_max_steps_warns_raises_and_marks_saved_points(problem):
     Ws, loss = problem
     batch = tuple(np.stack([W, 2.0 * W]) for W in Ws)
     with pytest.warns(lf.MaxStepsWarning, match=r"2 of 2 trajectories ran out of steps.*max_steps = 6.*Trajectory.saved"):
-        traj = lf.gradient_flow(batch, loss, 50.0, max_steps=6, throw=False)
+        traj = lf.gradient_flow(batch, loss, 50.0, max_steps=6, throw=False, save=("loss", "product"))
     assert np.all(traj.status == lf.Status.MAX_STEPS) and not traj.ok.any()
     saved = traj.saved
     assert saved.shape == (101, 2) and saved.dtype == bool

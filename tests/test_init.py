@@ -149,7 +149,8 @@ def test_spectral_modes_are_scalar_networks_along_the_flow():
     Ws = I.spectral(Y, S, widths=(3, 4), seed=1)
     loss = lf.losses.Squared(Y)
     t_eval = np.linspace(0, 1.5, 4)
-    traj = lf.gradient_flow(Ws, loss, 1.5, rtol=1e-11, atol=1e-13, t_eval=t_eval, progress=False)
+    traj = lf.gradient_flow(Ws, loss, 1.5, rtol=1e-11, atol=1e-13, t_eval=t_eval, progress=False,
+                            save=("loss", "product"))
     U, s, Vt = np.linalg.svd(Y)
     core = U.T @ np_(traj.product) @ Vt.T  # (S, 2, 2)
     np.testing.assert_allclose(core[:, 0, 1], 0, atol=1e-9)
@@ -157,7 +158,7 @@ def test_spectral_modes_are_scalar_networks_along_the_flow():
     for i in range(2):
         ws = I.scalar(S[:, i][None, :])
         tr = lf.gradient_flow(ws, lf.losses.Squared(np.full((1, 1), s[i])), 1.5, rtol=1e-11, atol=1e-13,
-                              t_eval=t_eval, progress=False)
+                              t_eval=t_eval, progress=False, save=("loss", "product"))
         np.testing.assert_allclose(core[:, i, i], np_(tr.product)[:, 0, 0, 0], atol=1e-8)
 
 

@@ -82,13 +82,19 @@ def install_source(s: Site, extra: str = "", module: str = "") -> str:
     also installed when MODULE is missing)."""
     wheel = "{site}" + f"{WHEELS}/{s.wheel_name}"     # IPython expands {site} in the magic
     what = "linflow" + (f" and {module}" if module else "")
-    test = " or ".join(f"importlib.util.find_spec(\"{m}\") is None" for m in ("linflow", module) if m)
     skip = "" if module else " (the book build skips this cell)"
-    return (f"# On Colab or in a fresh environment: install {what}{skip}.\n"
-            "import importlib.util\n"
-            f"if {test}:\n"
-            f"    site = \"{s.baseurl}\"\n"
-            f"    %pip install -q {extra + ' ' if extra else ''}{wheel}")
+    lines = [f"# On Colab or in a fresh environment: install {what}{skip}.", "import importlib.util"]
+    if module:
+        lines += [f"needed = (\"linflow\", \"{module}\")",
+                  "if any(importlib.util.find_spec(m) is None for m in needed):"]
+    else:
+        lines += ["if importlib.util.find_spec(\"linflow\") is None:"]
+    lines += [f"    site = \"{s.baseurl}\""]
+    if extra:
+        lines += [f"    extra = {extra!r}", f"    %pip install -q {{extra}} {wheel}"]
+    else:
+        lines += [f"    %pip install -q {wheel}"]
+    return "\n".join(lines)
 
 
 def clone_command(s: Site, branch: str = "") -> str:
