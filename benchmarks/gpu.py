@@ -112,9 +112,10 @@ class Device:
         if self.cp is not None:
             self.cp.get_default_memory_pool().free_all_blocks()
 
-    def timed(self, fn, repeat=3):
-        """Best wall time of ``repeat`` synchronised runs (after one warm-up run) and its output."""
-        out = fn()
+    def timed(self, fn, repeat=3, warm=None):
+        """Best wall time of ``repeat`` synchronised runs and its output, after one warm-up run
+        (``warm()`` if given, e.g. the same call on a small slice: it compiles the same kernels)."""
+        out = (warm or fn)()
         self.sync()
         best = math.inf
         for _ in range(repeat):
@@ -282,11 +283,11 @@ def throughput(dev, quick, log):
             loss = lf.losses.Squared(lf.asarray(Y_h))
             tol = dict(rtol=c["rtol"], atol=c["atol"]) if dtype_name == "float64" else dict(rtol=1e-5, atol=1e-6)
 
-            def go():
+            def go(Ws=Ws):
                 return lf.gradient_flow(Ws, loss, c["T"], save=("loss",), t_eval=[0.0, c["T"]],
                                         progress=False, **tol)
 
-            secs, tr = dev.timed(go, repeat=1)
+            secs, tr = dev.timed(go, repeat=1, warm=lambda: go(tuple(W[:64] for W in Ws)))
             final = lf.to_numpy(tr.loss)[-1]
             k = cpu["B"]
             diff = float(np.max(np.abs(final[:k] - np.array(cpu["final_loss"])) / np.abs(np.array(cpu["final_loss"]))))
@@ -307,9 +308,12 @@ def throughput(dev, quick, log):
 # --- 6. diffrax on the GPU -------------------------------------------------------------------------
 
 def diffrax_gpu(dev, quick, log):
-    """diffrax (JAX, float64) against linflow's lean call on the throughput problem."""
+    """diffrax (JAX, float64) against linflow on the throughput problem: the lean call (final
+    state only) and the default call (the loss at 101 times), each against its diffrax twin."""
     import linflow as lf
 
+    # JAX takes 75 % of the card at import unless told otherwise; CuPy shares it here
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         import jax
 
@@ -326,28 +330,41 @@ def diffrax_gpu(dev, quick, log):
         B = 16
     gpus = [d for d in jax.devices() if d.platform == "gpu"]
     jdev = gpus[0] if gpus else jax.devices()[0]
-    log(f"  JAX device: {jdev} ({jax.__version__})")
+    log(f"  JAX device: {jdev} ({peers.available()['diffrax']})")
     Ws_h, Y_h = problem(c["B"], c["n"], c["L"], seed=7)
     Ws_h = tuple(W[:B] for W in Ws_h)
-    dx = peers.diffrax_run(Ws_h, Y_h, c["T"], rtol=c["rtol"], atol=c["atol"], device=jdev)
-    with lf.set_backend(dev.backend, dtype=np.float64 if dev.emulate else dev.cp.float64):
-        Ws = tuple(lf.asarray(W) for W in Ws_h)
-        loss = lf.losses.Squared(lf.asarray(Y_h))
-        secs, tr = dev.timed(lambda: lf.gradient_flow(Ws, loss, c["T"], rtol=c["rtol"], atol=c["atol"],
-                                                      save=("loss",), t_eval=[0.0, c["T"]], progress=False),
-                             repeat=1 if quick else 2)
-        final = lf.to_numpy(tr.loss)[-1]
     hl = lf.losses.Squared(Y_h)
-    dx_final = np.asarray(hl.value(lf.product(tuple(dx["final_weights"]))))
-    diff = float(np.max(np.abs(dx_final - final) / np.abs(final)))
-    row = {"B": B, "n": c["n"], "L": c["L"], "T": c["T"], "jax_device": str(jdev), "jax": jax.__version__,
-           "diffrax_seconds": dx["seconds"], "diffrax_compile_seconds": dx["compile_seconds"],
-           "linflow_seconds": secs, "diffrax_over_linflow": dx["seconds"] / secs,
-           "max_rel_diff_final_loss": diff, "diffrax_steps_mean": dx["steps"],
-           "linflow_steps_mean": float(np.mean(tr.stats["steps"]))}
-    log(f"  diffrax {dx['seconds']:.2f} s (+ compile {dx['compile_seconds']:.1f} s), linflow {secs:.2f} s: "
-        f"diffrax / linflow = {row['diffrax_over_linflow']:.2f}; final losses agree to {diff:.1e}")
-    return row
+    rows = {}
+    for call, n_saves in (("lean", 0), ("default", 101)):
+        dx = peers.diffrax_run(Ws_h, Y_h, c["T"], rtol=c["rtol"], atol=c["atol"], n_saves=n_saves,
+                               device=jdev)
+        kw = dict(save=("loss",), t_eval=[0.0, c["T"]]) if call == "lean" else {}
+        with lf.set_backend(dev.backend, dtype=np.float64 if dev.emulate else dev.cp.float64):
+            Ws = tuple(lf.asarray(W) for W in Ws_h)
+            loss = lf.losses.Squared(lf.asarray(Y_h))
+
+            def go(Ws=Ws):
+                return lf.gradient_flow(Ws, loss, c["T"], rtol=c["rtol"], atol=c["atol"],
+                                        progress=False, **kw)
+
+            secs, tr = dev.timed(go, repeat=1, warm=lambda: go(tuple(W[:64] for W in Ws)))
+            final = lf.to_numpy(tr.loss)[-1]
+            del Ws, loss
+        if n_saves:
+            dx_final = np.asarray(dx["losses"])[-1]
+        else:
+            dx_final = np.asarray(hl.value(lf.product(tuple(dx["final_weights"]))))
+        diff = float(np.max(np.abs(dx_final - final) / np.abs(final)))
+        rows[call] = {"diffrax_seconds": dx["seconds"], "diffrax_compile_seconds": dx["compile_seconds"],
+                      "linflow_seconds": secs, "diffrax_over_linflow": dx["seconds"] / secs,
+                      "max_rel_diff_final_loss": diff, "diffrax_steps_mean": dx["steps"],
+                      "linflow_steps_mean": float(np.mean(tr.stats["steps"]))}
+        log(f"  {call:>7} call: diffrax {dx['seconds']:.2f} s (+ compile {dx['compile_seconds']:.1f} s, "
+            f"{dx['steps']:.0f} steps), linflow {secs:.2f} s ({rows[call]['linflow_steps_mean']:.0f} steps): "
+            f"diffrax / linflow = {rows[call]['diffrax_over_linflow']:.2f}; final losses agree to {diff:.1e}")
+        dev.free_pool()
+    return {"B": B, "n": c["n"], "L": c["L"], "T": c["T"], "rtol": c["rtol"], "atol": c["atol"],
+            "jax_device": str(jdev), "versions": peers.available()["diffrax"], "rows": rows}
 
 
 # --- 4. a sweep on the GPU ------------------------------------------------------------------------
@@ -494,6 +511,13 @@ def main(argv=None):
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "linflow": lf.__version__, "numpy": np.__version__,
            "cupy": None if dev.cp is None else dev.cp.__version__, "errors": {}}
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, f"gpu-{dev.card}.json")
+
+    def save(res):
+        with open(path, "w") as fh:
+            json.dump(res, fh, indent=1, default=float)
+
     log(f"linflow GPU check on {dev.name}")
     t_all = time.perf_counter()
     for key, fn, title in (("agreement", agreement, "1. CuPy vs NumPy on the same seeds"),
@@ -513,6 +537,7 @@ def main(argv=None):
             res["errors"][key] = f"{type(exc).__name__}: {exc}"
             log(f"  FAILED: {res['errors'][key]}")
         dev.free_pool()
+        save(res)  # after every section: a run cut short keeps what it measured
     res["seconds"] = time.perf_counter() - t_all
 
     # the table
@@ -533,13 +558,10 @@ def main(argv=None):
                 f"| {r['drift']:.2e} | {'1e-12' if r['dtype'] == 'float64' else ''} | "
                 f"{('yes' if r['drift'] <= 1e-12 else 'NO') if r['dtype'] == 'float64' else ''} |")
     dxr = res.get("diffrax", {})
-    if "diffrax_over_linflow" in dxr:
-        log(f"| diffrax seconds / linflow's, B={dxr['B']}, n={dxr['n']}, L={dxr['L']} | float64 "
-            f"| {dxr['diffrax_over_linflow']:.2f} | | |")
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"gpu-{dev.card}.json")
-    with open(path, "w") as fh:
-        json.dump(res, fh, indent=1, default=float)
+    for call, r in dxr.get("rows", {}).items():
+        log(f"| diffrax seconds / linflow's, {call} call, B={dxr['B']}, n={dxr['n']}, L={dxr['L']} | float64 "
+            f"| {r['diffrax_over_linflow']:.2f} | | |")
+    save(res)
     log(f"\nwrote {path} ({res['seconds']:.0f} s)")
     failed = [r for r in res.get("agreement", []) if r["ok"] is False]
     if sw and not sw["passed"]:

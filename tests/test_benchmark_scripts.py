@@ -33,7 +33,9 @@ def test_gpu_script_runs_every_section(tmp_path):
     except ImportError:
         assert "not installed" in dx["skipped"] and "JAX/diffrax not installed" in out.stdout
     else:
-        assert dx["max_rel_diff_final_loss"] < 1e-5 and dx["diffrax_over_linflow"] > 0
+        assert set(dx["rows"]) == {"lean", "default"}
+        for r in dx["rows"].values():
+            assert r["max_rel_diff_final_loss"] < 1e-5 and r["diffrax_over_linflow"] > 0
     # CuPy against NumPy: with NumPy on both sides every agreement check must pass
     assert res["agreement"] and all(r["ok"] for r in res["agreement"]), res["agreement"]
     sw = res["sweep"]
