@@ -459,6 +459,30 @@ def test_saved_buffers_fit_the_cost_model(rng):
     assert default.product is None and default.loss.nbytes < sum(W.nbytes for W in W64)
 
 
+def test_saved_points_do_not_depend_on_the_batch(rng, monkeypatch):
+    """Each step saves every point it crossed, two at a time through the dense output; a
+    trajectory's saved losses are bit for bit those it gets alone, whether its batch
+    interpolates the whole batch or gathers the crossing rows, and however many points the
+    others cross (1 to 5 per step here)."""
+    from linflow.flow import driver
+
+    Wh, Y = squared_problem(rng, (3, 4, 2), batch=(24,))
+    Wh = tuple(W * np.linspace(0.2, 1.5, 24)[:, None, None] for W in Wh)  # different step sizes
+    loss = lf.losses.Squared(Y)
+    ts = np.linspace(0.0, 2.0, 301)
+    kw = dict(t_eval=ts, rtol=1e-6, atol=1e-8)
+    both = lf.gradient_flow(Wh, loss, 2.0, **kw)
+    per_step = 300 / both.stats["steps"]
+    assert per_step.max() > 2  # some steps cross several points
+    for gather in (1, 10 ** 6):  # never gather / always gather the crossing rows
+        monkeypatch.setattr(driver, "GATHER_BELOW", gather)
+        again = lf.gradient_flow(Wh, loss, 2.0, **kw)
+        assert np.array_equal(again.loss, both.loss)
+    for b in (0, 7, 23):
+        alone = lf.gradient_flow(tuple(W[b] for W in Wh), loss, 2.0, **kw)
+        assert np.array_equal(alone.loss, both.loss[:, b])
+
+
 @pytest.mark.parametrize("method", ["dopri5", "gauss2", "gd"])
 def test_host_saves_match_the_device_path(rng, monkeypatch, method):
     """Oracle for the in-place host saves: NumPy sent through the device path, whose save

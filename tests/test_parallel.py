@@ -16,6 +16,7 @@ def _run(monkeypatch, threads, Ws, loss, **kw):
 def test_threads_give_identical_results(monkeypatch, rng, method, chunk_bytes):
     """One batch, two threads, or many cache-sized chunks: the same numbers, bit for bit."""
     monkeypatch.setattr(parallel, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(parallel, "MIN_CHUNK_BYTES", 1)  # split these small networks too
     B = 2 * parallel.MIN_CHUNK + 3
     Ws = tuple(rng.normal(size=(B, a, b)) * 0.5 for a, b in [(3, 4), (4, 2)])
     Y = rng.normal(size=(B, 3, 2))  # one target per network: the data must follow its chunk
@@ -36,6 +37,7 @@ def test_threads_give_identical_results(monkeypatch, rng, method, chunk_bytes):
 
 def test_threaded_divergence_keeps_the_other_trajectories(monkeypatch, rng):
     monkeypatch.setenv("LINFLOW_THREADS", "2")
+    monkeypatch.setattr(parallel, "MIN_CHUNK_BYTES", 1)
     B = 2 * parallel.MIN_CHUNK
     Ws = tuple(rng.normal(size=(B, 3, 3)) * 0.5 for _ in range(2))
     step = np.full(B, 0.01)
@@ -47,3 +49,26 @@ def test_threaded_divergence_keeps_the_other_trajectories(monkeypatch, rng):
     assert traj.status[B - 1] == lf.Status.DIVERGED
     assert np.all(traj.status[:-1] == lf.Status.DONE)
     assert np.all(np.isfinite(traj.loss[:, :-1]))
+
+
+def test_small_batches_stay_in_one_thread(monkeypatch):
+    """Below MIN_CHUNK_BYTES of state per thread the batch is not split (threads would cost
+    more than they give); above it, it is."""
+    calls = []
+    real = parallel.integrate
+
+    def spy(xp, y0, *a, **kw):
+        calls.append(y0[0].shape[0])
+        return real(xp, y0, *a, **kw)
+
+    monkeypatch.setattr(parallel, "integrate", spy)
+    monkeypatch.setenv("LINFLOW_THREADS", "2")
+    rng = np.random.default_rng(0)
+    per_traj = 3 * 10 * 10 * 8
+    least = -(-parallel.MIN_CHUNK_BYTES // per_traj)
+    Y = rng.normal(size=(10, 10))
+    for B, pieces in ((2 * least - 1, [2 * least - 1]), (2 * least, [least, least])):
+        calls.clear()
+        Ws = tuple(rng.normal(size=(B, 10, 10)) / 10 for _ in range(3))
+        lf.gradient_flow(Ws, lf.losses.Squared(Y), 0.01, progress=False)
+        assert calls == pieces, (B, calls)

@@ -382,27 +382,35 @@ def _save_crossed(xp, st, savers, loss, solver, ts_dev, accept, t, h, t_new, y, 
     if not count.any():
         return st
     safe_h = np.where(h > 0, h, 1.0)
-    rows, pos, parts = [], [], []
-    for j in range(int(count.max())):  # a trajectory's j-th save point of this step
-        sel = np.nonzero(count > j)[0]
-        p = idx[sel] + j
-        theta = np.clip((ts_dev[p] - t[sel]) / safe_h[sel], 0.0, 1.0)
-        if GATHER_BELOW * sel.size < h.shape[0]:
-            ys = solver.interpolate(xp, tuple(a[sel] for a in y), h[sel], _take_dense(dense, sel), theta)
-        else:
-            full = np.zeros_like(h)
-            full[sel] = theta
-            ys = tuple(a[sel] for a in solver.interpolate(xp, y, h, dense, full))
-        rows.append(sel)
-        pos.append(p)
-        parts.append(ys)
-    if len(parts) > 1:
-        rows, pos = np.concatenate(rows), np.concatenate(pos)
-        ys = tuple(np.concatenate(layer) for layer in zip(*parts))
-    else:
-        rows, pos, ys = rows[0], pos[0], parts[0]
-    vals = _save_values(xp, savers, ys, None, loss.take(rows, 1))
-    return _write_rows(st, vals, rows, pos, idx + count)
+    last = ts_dev.shape[0] - 1
+    st = _State(st)
+    B = h.shape[0]
+    for j0 in range(0, int(count.max()), 2):  # a trajectory's j-th save points, two at a time
+        sel = np.nonzero(count > j0)[0]
+        if GATHER_BELOW * sel.size < B:  # few cross: gather their slopes
+            src = sel
+            ys = tuple(a[sel] for a in y)
+            args = (h[sel], _take_dense(dense, sel))
+        else:  # many cross: the whole batch (non-crossing rows get theta = 0, unused)
+            src = np.arange(B)
+            ys, args = y, (h, dense)
+        pair = [j for j in (j0, j0 + 1) if j < int(count.max())]
+        thetas = []
+        for j in pair:
+            p = np.minimum(idx[src] + j, last)
+            theta = np.clip((ts_dev[p] - t[src]) / safe_h[src], 0.0, 1.0)
+            thetas.append(np.where(count[src] > j, theta, 0.0))
+        for j, layers in zip(pair, solver.interpolate_many(xp, ys, *args, thetas)):
+            m = count[src] > j
+            if m.all():  # no copy of the layers
+                rows, part = src, layers
+            else:
+                rows, part = src[m], tuple(a[m] for a in layers)
+            vals = _save_values(xp, savers, part, None, loss if rows.size == B else loss.take(rows, 1))
+            for k, buf in st["bufs"].items():
+                buf[rows, idx[rows] + j] = vals[k]
+    st["idx"] = idx + count
+    return st
 
 
 def _one_step(xp, st, loss, solver, t_end, ts_dev, S, savers, n_pass, loss_tol, max_steps):

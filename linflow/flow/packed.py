@@ -80,7 +80,7 @@ class Layout:
         with ``many=True`` gives ``r`` rows at once (the stages of an implicit
         method).  See :meth:`mixer`.
         """
-        r = len(coeffs) if many else 1
+        r = _n_rows(coeffs, many)
         out = self.empty(r if many else None) if out is None else out
         self.mixer(coeffs, rows, out, many)()
         return out
@@ -99,7 +99,7 @@ class Layout:
         """
         k = rows.shape[0]
         coeffs = np.asarray(coeffs, dtype=self.dtype)
-        r = coeffs.shape[0] if many else 1
+        r = _n_rows(coeffs, many)
         c = np.broadcast_to(coeffs.reshape(-1, r, k), (self.b, r, k))
         out2 = out.reshape(r, self.size)
         plan = []
@@ -121,6 +121,15 @@ class Layout:
             v2 = v.reshape(-1, self.b, math.prod(v.shape[-2:]))
             total = total + np.einsum("sij,sij->i", v2, v2)
         return total
+
+
+def _n_rows(coeffs, many):
+    """Rows that :meth:`Layout.combine` makes: ``(k,)`` or ``(b, k)`` make one; ``(r, k)``
+    with ``many`` makes ``r``, and so does ``(b, r, k)`` (one matrix per trajectory)."""
+    if not many:
+        return 1
+    shape = np.shape(coeffs)
+    return shape[1] if len(shape) == 3 else shape[0]
 
 
 class RungeKuttaWorkspace:

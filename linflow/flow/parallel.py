@@ -11,7 +11,12 @@ the batch changes no result: the pieces' trajectories are merged back in order
 Pieces are as large as possible (one per thread) up to ``CHUNK_BYTES`` of state,
 which only bounds the working set of huge batches: on an idle 2-core machine,
 cache-sized pieces of ~100 trajectories were slower than one piece per core,
-because Python overhead per operation then dominates.  CuPy and other
+because Python overhead per operation then dominates.  A batch is split only if
+each piece holds at least ``MIN_CHUNK_BYTES`` of state: every NumPy call hands the
+GIL to the other thread and back, and below that size the hand-overs cost more
+than the second core gives (measured on 2 cores, dopri5: 100 networks with
+10 x 10 layers ran 1.6x *slower* on two threads than on one; the two broke even
+at about 150 networks per thread, 360 KB of state, for n = 10 and n = 20).  CuPy and other
 namespaces run as one batch (the GPU is already parallel).  The number of
 threads is ``LINFLOW_THREADS`` or the number of usable cores.
 """
@@ -32,6 +37,7 @@ from .trajectory import Status, Trajectory
 __all__ = ["integrate_parallel", "n_threads"]
 
 MIN_CHUNK = 32  # trajectories per chunk below which splitting does not pay
+MIN_CHUNK_BYTES = 384 * 1024  # state bytes per chunk below which threads cost more than they give
 MAX_DIM = 64  # above this, BLAS threads already use the cores
 CHUNK_BYTES = 8 * 1024 * 1024  # state bytes per chunk: bounds the working set of huge batches
 
@@ -53,8 +59,9 @@ def integrate_parallel(xp, y0, loss, solver, **kw):
     if not small or not isinstance(y0[0], np.ndarray) or B < 2 * MIN_CHUNK:
         return integrate(xp, y0, loss, solver, **kw)
     per_traj = sum(math.prod(a.shape[1:]) for a in y0) * y0[0].dtype.itemsize
-    chunk = max(MIN_CHUNK, CHUNK_BYTES // per_traj)
-    n_chunks = max(math.ceil(B / chunk), min(n_threads(), B // MIN_CHUNK))
+    least = max(MIN_CHUNK, math.ceil(MIN_CHUNK_BYTES / per_traj))  # trajectories per chunk
+    chunk = max(least, CHUNK_BYTES // per_traj)
+    n_chunks = max(math.ceil(B / chunk), min(n_threads(), B // least))
     threads = min(n_threads(), n_chunks)
     if n_chunks <= 1:
         return integrate(xp, y0, loss, solver, **kw)

@@ -210,10 +210,16 @@ class Dopri5:
 
     def interpolate(self, xp, y, dt, ks, theta):
         """Dense output at ``t + theta*dt`` (theta of shape (B,)), 4th order."""
-        coeffs = self._coefficients(theta)
+        return self.interpolate_many(xp, y, dt, ks, [theta])[0]
+
+    def interpolate_many(self, xp, y, dt, ks, thetas):
+        """Dense output at several points of the step: one tuple of layers per entry of
+        ``thetas`` (each of shape (B,)).  On a packed NumPy step the slopes are read once
+        for every two points (:meth:`_PackedDense.interpolate`)."""
+        coeffs = [self._coefficients(theta) for theta in thetas]
         if isinstance(ks, _PackedDense):
             return ks.interpolate(coeffs)  # the coefficients multiply dt k_i there
-        return combine(y, ks, coeffs, dt)
+        return [combine(y, ks, c, dt) for c in coeffs]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,12 +243,30 @@ class _PackedDense:
             np.take(src, rows, axis=1, out=dst, mode="clip")  # "clip": no buffered copy
         return _PackedDense(lay, Z, y)
 
-    def interpolate(self, coeffs):
+    def interpolate(self, points):
+        """The layers at each point of ``points`` (one list of stage coefficients per point,
+        each coefficient a number or one per trajectory), as fresh arrays.
+
+        Points go two at a time through one ``(2, 7) @ (7, h_{l-1} h_l)`` product per
+        trajectory and layer (a lone point is paired with zeros): the slopes are read once
+        for both, and every row of a two-row product has the same bits wherever it sits,
+        which a one-row product (BLAS's matrix-vector path) does not share.  So a point's
+        value never depends on how many points its step crosses, nor on the batch.
+        """
         lay = self.lay
-        C = np.stack([np.broadcast_to(np.asarray(c, dtype=lay.dtype), (lay.b,)) for c in coeffs], axis=1)
-        out = lay.views(lay.combine(C, self.Z[1:]))
-        for d, y_l in zip(out, self.y):
-            np.add(d, y_l, out=d)  # in place: the combination is a fresh array
+        out = []
+        for i in range(0, len(points), 2):
+            pair = points[i:i + 2]
+            C = np.zeros((lay.b, 2, len(pair[0])), dtype=lay.dtype)
+            for r, coeffs in enumerate(pair):
+                for j, c in enumerate(coeffs):
+                    C[:, r, j] = c
+            rows = lay.combine(C, self.Z[1:], many=True)
+            for r in range(len(pair)):
+                layers = lay.views(rows[r])
+                for d, y_l in zip(layers, self.y):
+                    np.add(d, y_l, out=d)  # in place: the combination is a fresh array
+                out.append(layers)
         return out
 
 
