@@ -215,7 +215,7 @@ class Dopri5:
     def interpolate_many(self, xp, y, dt, ks, thetas):
         """Dense output at several points of the step: one tuple of layers per entry of
         ``thetas`` (each of shape (B,)).  On a packed NumPy step the slopes are read once
-        for every two points (:meth:`_PackedDense.interpolate`)."""
+        for every two points (``_PackedDense.interpolate``)."""
         coeffs = [self._coefficients(theta) for theta in thetas]
         if isinstance(ks, _PackedDense):
             return ks.interpolate(coeffs)  # the coefficients multiply dt k_i there
