@@ -347,8 +347,9 @@ def diffrax_gpu(dev, quick, log):
                 return lf.gradient_flow(Ws, loss, c["T"], rtol=c["rtol"], atol=c["atol"],
                                         progress=False, **kw)
 
-            secs, tr = dev.timed(go, repeat=1)  # after a full warm-up (a slice's left the
-            final = lf.to_numpy(tr.loss)[-1]  # pool to grow inside the timed run: 25.8 s vs 16.8)
+            # after a full-size warm-up: a slice's left CuPy's pool to grow inside the timed run
+            secs, tr = dev.timed(go, repeat=1)
+            final = lf.to_numpy(tr.loss)[-1]
             del Ws, loss
         if n_saves:
             dx_final = np.asarray(dx["losses"])[-1]

@@ -384,8 +384,8 @@ def _save_crossed(xp, st, savers, loss, solver, ts_dev, accept, t, h, t_new, y, 
     safe_h = np.where(h > 0, h, 1.0)
     last = ts_dev.shape[0] - 1
     st = _State(st)
-    B = h.shape[0]
-    for j0 in range(0, int(count.max()), 2):  # a trajectory's j-th save points, two at a time
+    B, K = h.shape[0], int(count.max())
+    for j0 in range(0, K, 2):  # a trajectory's j-th save points, two at a time
         sel = np.nonzero(count > j0)[0]
         if GATHER_BELOW * sel.size < B:  # few cross: gather their slopes
             src = sel
@@ -394,7 +394,7 @@ def _save_crossed(xp, st, savers, loss, solver, ts_dev, accept, t, h, t_new, y, 
         else:  # many cross: the whole batch (non-crossing rows get theta = 0, unused)
             src = np.arange(B)
             ys, args = y, (h, dense)
-        pair = [j for j in (j0, j0 + 1) if j < int(count.max())]
+        pair = [j for j in (j0, j0 + 1) if j < K]
         thetas = []
         for j in pair:
             p = np.minimum(idx[src] + j, last)

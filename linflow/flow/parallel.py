@@ -16,8 +16,8 @@ each piece holds at least ``MIN_CHUNK_BYTES`` of state: every NumPy call hands t
 GIL to the other thread and back, and below that size the hand-overs cost more
 than the second core gives (measured on 2 cores, dopri5: 100 networks with
 10 x 10 layers ran 1.6x *slower* on two threads than on one; the two broke even
-at about 150 networks per thread, 360 KB of state, for n = 10 and n = 20).  CuPy and other
-namespaces run as one batch (the GPU is already parallel).  The number of
+at about 150 networks per thread, 360 KB of state, for n = 10 and n = 20).
+CuPy and other namespaces run as one batch (the GPU is already parallel).  The number of
 threads is ``LINFLOW_THREADS`` or the number of usable cores.
 """
 from __future__ import annotations
