@@ -327,8 +327,19 @@ def bench_a(quick, log, budget=None):
 # --- (e) peers: diffrax and torchode -----------------------------------------------------------
 
 def batched_matmul_rate(B, n, threads=2, repeat=5):
-    """GFLOP/s of ``B`` n x n matmuls split over ``threads`` threads (the machine's ceiling for a
-    batched step made of such matmuls)."""
+    """The batched-matmul ceiling of ``threads`` cores for ``B`` n x n products (GFLOP/s).
+
+    Two measurements on ``(B / threads, n, n)`` stacks, BLAS single-threaded:
+
+    * ``threaded``: the shares on ``threads`` threads of this process (what linflow does);
+    * ``one_thread``: one share on one thread, the others idle.
+
+    ``ceiling`` is the larger of ``threaded`` and ``threads * one_thread``: the cores do not
+    slow each other (separate processes run side by side at the one-thread rate), so
+    ``threads`` times one core's rate is what the cores can do.  ``thread_scaling`` is
+    ``threaded / one_thread``: how well small BLAS calls from threads of one process scale
+    (OpenBLAS takes a lock per call, so on some machines two threads get less than one).
+    """
     import concurrent.futures
 
     from threadpoolctl import threadpool_limits
@@ -343,13 +354,19 @@ def batched_matmul_rate(B, n, threads=2, repeat=5):
         for _ in range(reps):
             np.matmul(a, b, out=c)
 
-    best = math.inf
+    best_t = best_1 = math.inf
     with threadpool_limits(limits=1, user_api="blas"), concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        for _ in range(repeat):
+        for _ in range(repeat):  # interleaved, so that a busy moment hits both
             t0 = time.perf_counter()
             list(pool.map(work, parts))
-            best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 * B * reps / best / 1e9
+            best_t = min(best_t, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            work(parts[0])
+            best_1 = min(best_1, time.perf_counter() - t0)
+    threaded = 2 * n ** 3 * B * reps / best_t / 1e9
+    one = 2 * n ** 3 * parts[0][0].shape[0] * reps / best_1 / 1e9
+    return {"threaded": threaded, "one_thread": one, "ceiling": max(threaded, threads * one),
+            "thread_scaling": threaded / one}
 
 
 def bench_e(quick, log):
@@ -425,9 +442,12 @@ def bench_e(quick, log):
             base = dflt if name.endswith("default") else lean
             row["ratio_vs_linflow"] = row["seconds"] / base  # > 1: linflow is faster
         flops = best["linflow lean"]["evaluations"] * 6 * (L - 1) * n ** 3
-        mm = batched_matmul_rate(B, n)
+        rate = batched_matmul_rate(B, n)
+        mm = rate["ceiling"]
         info = {"B": B, "n": n, "L": L, "T": T, "rows": rows, "default_over_lean": dflt / lean,
                 "lean_gflops": flops / lean / 1e9, "matmul_gflops_2core": mm,
+                "matmul_gflops_1thread": rate["one_thread"], "matmul_gflops_2threads": rate["threaded"],
+                "matmul_thread_scaling": rate["thread_scaling"],
                 "lean_matmul_fraction": flops / lean / 1e9 / mm}
         out["problems"][pname] = info
         for name, row in rows.items():
@@ -435,7 +455,8 @@ def bench_e(quick, log):
                 f"{' + compile %.1f s' % row['compile_seconds'] if row['compile_seconds'] else ''}, "
                 f"x{row['ratio_vs_linflow']:.2f} of linflow, rel err vs DOP853 {row['rel_err_vs_DOP853']:.1e}")
         log(f"  {pname}: default / lean {dflt / lean:.2f}; lean at {info['lean_gflops']:.2f} GFLOP/s = "
-            f"{info['lean_matmul_fraction']:.0%} of the 2-core batched matmul rate ({mm:.2f} GFLOP/s)")
+            f"{info['lean_matmul_fraction']:.0%} of the 2-core batched matmul rate ({mm:.2f} GFLOP/s; one thread "
+            f"{rate['one_thread']:.2f}, two threads of one process {rate['threaded']:.2f})")
     return out
 
 
@@ -696,7 +717,9 @@ def summary_rows(res):
                 TARGETS["e_default_over_lean"] if pname in ("P1", "P2") else None, "lower")
             add("e", f"linflow lean: gradient rate / 2-core batched matmul rate, {size}", p["lean_matmul_fraction"],
                 TARGETS["e_matmul_fraction_P1"] if pname == "P1" else None,
-                note=f"{p['lean_gflops']:.2f} of {p['matmul_gflops_2core']:.2f} GFLOP/s: the ceiling of any speedup")
+                note=f"{p['lean_gflops']:.2f} of {p['matmul_gflops_2core']:.2f} GFLOP/s: the ceiling of any speedup"
+                + (f" (2 x one thread's {p['matmul_gflops_1thread']:.2f}; two threads of one process reach"
+                   f" {p['matmul_thread_scaling']:.2f}x one)" if "matmul_gflops_1thread" in p else ""))
     return out
 
 
