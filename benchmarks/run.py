@@ -338,7 +338,7 @@ def batched_matmul_rate(B, n, threads=2, repeat=5):
     slow each other (separate processes run side by side at the one-thread rate), so
     ``threads`` times one core's rate is what the cores can do.  ``thread_scaling`` is
     ``threaded / one_thread``: how well small BLAS calls from threads of one process scale
-    (OpenBLAS takes a lock per call, so on some machines two threads get less than one).
+    (they slow each other down: at n = 10 on the 2-core VM, 0.5x to 1.5x).
     """
     import concurrent.futures
 

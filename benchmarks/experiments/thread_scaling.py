@@ -15,9 +15,10 @@ Prints the two-worker speed-up (2.0 is perfect)::
 
     python benchmarks/experiments/thread_scaling.py [k] [n]
 
-Measured 2026-12-05 on the 2-core VM (AMD EPYC, NumPy 2.4 with OpenBLAS 0.3.31, k = 500,
-n = 10): multiply 1.8x, matmul on threads 0.6-0.7x (two threads slower than one),
-matmul in processes 1.8x.  At n = 64 (k = 128) matmul on threads reached 1.8x.
+Measured 2026-12-05 on the 2-core VM (AMD EPYC, NumPy 2.4 with OpenBLAS 0.3.31), three runs
+at k = 500, n = 10: multiply 1.82-1.91x, matmul on threads 1.44-1.49x, matmul in processes
+1.75-1.79x; at k = 128, n = 64 all three 1.6-1.8x.  Earlier that day, ad-hoc versions of the
+matmul-on-threads measurement gave as little as 0.5x (two threads slower than one).
 """
 import concurrent.futures
 import multiprocessing
@@ -48,11 +49,14 @@ def calls_for(fn):
 
 def loop(fn, reps, seed):
     a, b, c = operands(seed)
-    with threadpool_limits(limits=1, user_api="blas"):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn(a, b, c)
-        return time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn(a, b, c)
+    return time.perf_counter() - t0
+
+
+def one_blas_thread():
+    threadpool_limits(limits=1, user_api="blas")  # for the rest of this worker process
 
 
 def matmul(a, b, c):
@@ -71,7 +75,8 @@ def on_threads(fn, reps, workers):
 
 
 def on_processes(fn, reps, workers):
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                                initializer=one_blas_thread) as pool:
         list(pool.map(loop, [fn] * workers, [1] * workers, range(workers)))  # start the workers
         t0 = time.perf_counter()
         list(pool.map(loop, [fn] * workers, [reps] * workers, range(workers)))
@@ -79,6 +84,7 @@ def on_processes(fn, reps, workers):
 
 
 def main():
+    one_blas_thread()  # set once here: threads entering and leaving limits of their own would race
     print(f"stacks of {K} matrices {N} x {N}; speed-up of two workers over one (2.0 is perfect)")
     for name, fn, runner in [("multiply, threads", multiply, on_threads),
                              ("matmul, threads", matmul, on_threads),

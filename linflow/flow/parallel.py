@@ -16,12 +16,13 @@ each piece holds at least ``MIN_CHUNK_BYTES`` of state: below that size the seco
 thread costs more than it gives (measured on 2 cores, dopri5: 100 networks with
 10 x 10 layers ran 1.6x *slower* on two threads than on one; the two broke even
 at about 150 networks per thread, 360 KB of state, for n = 10 and n = 20).
-The cost is not the GIL (elementwise NumPy calls on two threads ran 1.8x as fast
-as on one) but OpenBLAS: NumPy multiplies a stack of small matrices with one BLAS
-call per matrix, and such calls from two threads of one process slow each other
-down (10 x 10 stacks: two threads did 0.5-1.4x the work of one; two processes 1.77x;
-at 64 x 64, 1.8x on threads too).  So at n = 10 the second thread speeds up the
-elementwise part of a step and not its products (benchmarks/experiments/thread_scaling.py).
+The cost is not the GIL (elementwise NumPy calls on two threads ran 1.8-1.9x as
+fast as on one) but OpenBLAS: NumPy multiplies a stack of small matrices with one
+BLAS call per matrix, and such calls from two threads of one process slow each
+other down (10 x 10 stacks: two threads did 1.45x the work of one, at times as
+little as 0.5x; two processes 1.77x; at 64 x 64, about 1.7x either way).  So at
+n = 10 the second thread helps the products of a step less than the rest of it
+(benchmarks/experiments/thread_scaling.py).
 CuPy and other namespaces run as one batch (the GPU is already parallel).  The number of
 threads is ``LINFLOW_THREADS`` or the number of usable cores.
 """
