@@ -3,21 +3,36 @@
 
     python3 tools/publish.py [--check]      # rewrite (or only check) the install cells
 
-One setting in ``_config.yml`` says where the course lives:
+The publishing setting says where the course lives: the repository (for the Binder, Colab
+and repository buttons) and the site (the install cells fetch linflow's wheel there).
 
-    repository:
-      url: https://github.com/ORG/REPO       # the repository (Binder, Colab, repository links)
-      branch: main
-    html:
-      baseurl: https://ORG.github.io/REPO/   # the site (the install cells fetch the wheel there)
+* ``_config.yml`` may name them::
 
-The theme builds the Binder, Colab and repository buttons from ``repository``;
-``tools/postbuild.py`` builds linflow's own wheel into the site
+      repository:
+        url: https://github.com/ORG/REPO       # optional
+        branch: main
+      html:
+        baseurl: https://ORG.github.io/REPO/   # optional
+
+* When ``repository.url`` is absent (or empty), it is **derived from the clone**:
+  ``git remote get-url origin`` in its https form (``https://github.com/ORG/REPO(.git)``) or
+  its ssh forms (``git@github.com:ORG/REPO.git``, ``ssh://git@github.com/ORG/REPO.git``).
+  When ``html.baseurl`` is absent, it is the repository's GitHub Pages address,
+  ``https://ORG.github.io/REPO/`` (``https://ORG.github.io/`` for the repository
+  ``ORG.github.io``).
+* With neither a setting nor a GitHub ``origin``, the site is built **without** launch and
+  repository buttons (no link to a repository that may not exist), the build says so in one
+  warning line, and the install cells tell the reader to install linflow from their clone.
+
+This module is also the Sphinx extension that applies the setting (``_config.yml`` lists it in
+``sphinx.local_extensions``): at ``config-inited`` it sets the theme's repository URL, branch,
+buttons and launch buttons, and ``html_baseurl``, from :func:`site`, whatever Jupyter Book's
+defaults say. ``tools/postbuild.py`` builds linflow's own wheel into the site
 (``_static/wheels/linflow-VERSION-py3-none-any.whl``), and every install cell (book pages,
-generated notebooks, student assignments) installs that wheel from ``html.baseurl``. linflow
-is not on the package index: ``pip install linflow`` would install nothing, or someone
-else's package. ``dev.py book`` runs this script before building, so changing the setting
-and rebuilding updates every install cell; ``--check`` fails if one is stale.
+generated notebooks, student assignments) installs that wheel from the site. linflow is not
+on the package index: ``pip install linflow`` would install nothing, or someone else's
+package. ``dev.py book`` runs this script before building, so changing the setting (or the
+remote) and rebuilding updates every install cell; ``--check`` fails if one is stale.
 """
 from __future__ import annotations
 
@@ -37,50 +52,101 @@ WHEELS = "_static/wheels"
 CELL_RE = re.compile(r"```\{code-cell\}[^\n]*\n:tags: \[[^\]\n]*skip-execution[^\]\n]*\]\n(?:(?!```).)*?"
                      r"pip install(?:(?!```).)*?linflow(?:(?!```).)*?```", re.S)
 # a clone command in a page ("git clone https://github.com/ORG/REPO && cd REPO")
-CLONE_RE = re.compile(r"git clone (-b [\w.-]+ )?https://github\.com/[\w.-]+/[\w.-]+? && cd [\w.-]+")
+CLONE_RE = re.compile(r"git clone (-b [\w.-]+ )?(?:https://github\.com/[\w.-]+/[\w.-]+?|<URL of your copy> linflow)"
+                      r" && cd [\w.-]+")
+
+
+#: the forms of a GitHub remote: https (optionally .git, trailing /), scp-like ssh, ssh:// URL
+REMOTE_RE = re.compile(r"(?:https://(?:[^@/\s]+@)?github\.com/|git@github\.com:|ssh://git@github\.com(?::\d+)?/)"
+                       r"(?P<org>[\w.-]+)/(?P<repo>[\w.-]+?)(?:\.git)?/?")
+REPO_RE = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+")
+#: the install cell's error where the setting names no site (lines that fit a page)
+NO_SITE = ('        "This copy of the course names no site to fetch the package from: no"',
+           '        " html.baseurl, no GitHub origin. In your clone of the course,"',
+           '        " `pip install -e .` installs linflow."')
+#: the clone command a page shows where the setting names no repository
+NO_REPO_CLONE = "<URL of your copy> linflow"
 
 
 @dataclass(frozen=True)
 class Site:
-    """The publishing setting of ``_config.yml`` and the package version."""
+    """The publishing setting (``_config.yml``, else derived from the clone) and the package version.
 
-    repository: str     # https://github.com/ORG/REPO
+    ``repository`` and ``baseurl`` are ``None`` when neither the setting nor the clone's
+    ``origin`` gives them; ``source`` says where ``repository`` came from."""
+
+    repository: str | None      # https://github.com/ORG/REPO
     branch: str
-    baseurl: str        # https://ORG.github.io/REPO/ (ends with "/")
+    baseurl: str | None         # https://ORG.github.io/REPO/ (ends with "/")
     version: str
+    source: str = "config"      # "config", "origin" or "none"
 
     @property
     def wheel_name(self) -> str:
         return f"linflow-{self.version}-py3-none-any.whl"
 
     @property
-    def wheel_url(self) -> str:
-        return f"{self.baseurl}{WHEELS}/{self.wheel_name}"
+    def wheel_url(self) -> str | None:
+        return f"{self.baseurl}{WHEELS}/{self.wheel_name}" if self.baseurl else None
+
+
+def github_repository(remote: str) -> str | None:
+    """``https://github.com/ORG/REPO`` for a GitHub remote URL (https or ssh form), else None."""
+    m = REMOTE_RE.fullmatch(remote.strip())
+    return f"https://github.com/{m['org']}/{m['repo']}" if m else None
+
+
+def pages_url(repository: str) -> str:
+    """The GitHub Pages address of a repository: ``https://ORG.github.io/REPO/``
+    (``https://ORG.github.io/`` for the user site ``ORG/ORG.github.io``)."""
+    org, repo = repository.removeprefix("https://github.com/").split("/")
+    if repo.lower() == f"{org.lower()}.github.io":
+        return f"https://{org.lower()}.github.io/"
+    return f"https://{org.lower()}.github.io/{repo}/"
+
+
+def origin_url(root: Path) -> str | None:
+    """``git remote get-url origin`` of the clone at ROOT (None outside a clone or without origin)."""
+    if not (root / ".git").exists():
+        return None
+    try:
+        r = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"],
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else None
 
 
 def site(root: Path = ROOT) -> Site:
-    """Read the setting; a missing or malformed one is an error that names the key."""
+    """Read the setting, deriving what it leaves out from the clone's origin; a malformed
+    value that _config.yml does set is an error that names the key."""
     import yaml
 
     cfg = yaml.safe_load((root / "_config.yml").read_text()) or {}
-    repo = (cfg.get("repository") or {}).get("url") or ""
+    repo = (cfg.get("repository") or {}).get("url") or None
     branch = (cfg.get("repository") or {}).get("branch") or "main"
-    base = (cfg.get("html") or {}).get("baseurl") or ""
-    if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repo):
+    base = (cfg.get("html") or {}).get("baseurl") or None
+    if repo is not None and not REPO_RE.fullmatch(repo):
         raise SystemExit(f"_config.yml: repository.url must be https://github.com/ORG/REPO, got {repo!r}")
-    if not re.fullmatch(r"https://[^\s\"']+/", base):
+    if base is not None and not re.fullmatch(r"https://[^\s\"']+/", base):
         raise SystemExit(f"_config.yml: html.baseurl must be the site's https URL ending with '/', got {base!r}")
+    source = "config"
+    if repo is None:
+        remote = origin_url(root)
+        repo = github_repository(remote) if remote else None
+        source = "origin" if repo else "none"
+    if base is None and repo is not None:
+        base = pages_url(repo)
     project = root / "pyproject.toml"
     if not project.exists():   # a book tree without the package (a test book): this package's
         project = ROOT / "pyproject.toml"
     version = tomllib.loads(project.read_text())["project"]["version"]
-    return Site(repo, branch, base, version)
+    return Site(repo, branch, base, version, source)
 
 
 def install_source(s: Site, extra: str = "", module: str = "") -> str:
     """The body of an install cell: linflow's wheel from the site (plus EXTRA requirements,
     also installed when MODULE is missing)."""
-    wheel = "{site}" + f"{WHEELS}/{s.wheel_name}"     # IPython expands {site} in the magic
     what = "linflow" + (f" and {module}" if module else "")
     skip = "" if module else " (the book build skips this cell)"
     lines = [f"# On Colab or in a fresh environment: install {what}{skip}.", "import importlib.util"]
@@ -89,6 +155,9 @@ def install_source(s: Site, extra: str = "", module: str = "") -> str:
                   "if any(importlib.util.find_spec(m) is None for m in needed):"]
     else:
         lines += ["if importlib.util.find_spec(\"linflow\") is None:"]
+    if s.baseurl is None:
+        return "\n".join(lines + ["    raise ModuleNotFoundError(", *NO_SITE[:-1], NO_SITE[-1] + ")"])
+    wheel = "{site}" + f"{WHEELS}/{s.wheel_name}"     # IPython expands {site} in the magic
     lines += [f"    site = \"{s.baseurl}\""]
     if extra:
         lines += [f"    extra = {extra!r}", f"    %pip install -q {{extra}} {wheel}"]
@@ -98,8 +167,12 @@ def install_source(s: Site, extra: str = "", module: str = "") -> str:
 
 
 def clone_command(s: Site, branch: str = "") -> str:
-    """The clone command a page shows, for the repository of the setting."""
-    return f"git clone {'-b ' + branch + ' ' if branch else ''}{s.repository} && cd {s.repository.rsplit('/', 1)[1]}"
+    """The clone command a page shows, for the repository of the setting (a placeholder
+    where the setting names none)."""
+    b = f"-b {branch} " if branch else ""
+    if s.repository is None:
+        return f"git clone {b}{NO_REPO_CLONE} && cd linflow"
+    return f"git clone {b}{s.repository} && cd {s.repository.rsplit('/', 1)[1]}"
 
 
 #: Pages that need more than linflow: (requirement, module whose absence triggers the install).
@@ -168,6 +241,41 @@ def build_wheel(dest: Path, root: Path = ROOT) -> Path:
     if r.returncode or not wheel.exists():
         raise SystemExit(f"publish: building {s.wheel_name} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
     return wheel
+
+
+#: the launch providers that need a repository (the theme's launch_buttons keys)
+LAUNCHERS = ("binderhub_url", "jupyterhub_url", "colab_url", "deepnote_url", "thebe")
+
+
+def apply_setting(app, config) -> None:
+    """``config-inited``: the theme's repository, buttons and launch buttons, and
+    ``html_baseurl``, from :func:`site` (Jupyter Book would otherwise fill in its own default
+    repository). Without a repository: no launch or repository button, and one warning line."""
+    s = site(Path(app.srcdir))
+    theme = config.html_theme_options
+    if s.repository is None:
+        theme.pop("repository_url", None)
+        theme["use_repository_button"] = False
+        theme["use_edit_page_button"] = False
+        theme["use_issues_button"] = False
+        launch = dict(theme.get("launch_buttons") or {})
+        theme["launch_buttons"] = {k: v for k, v in launch.items() if k not in LAUNCHERS}
+        # printed, not a Sphinx warning: the build runs with -W, and a site without a
+        # repository is a valid (local) build
+        print("WARNING: linflow: no repository.url in _config.yml and no GitHub origin "
+              "(git remote get-url origin): the site is built without launch and repository "
+              "buttons (see tools/publish.py)", file=sys.stderr, flush=True)
+    else:
+        theme["repository_url"] = s.repository
+        theme["repository_branch"] = s.branch
+        theme["use_repository_button"] = True
+    config.html_baseurl = s.baseurl or ""
+
+
+def setup(app):
+    """Sphinx extension (``_config.yml``: ``sphinx.local_extensions``): apply the setting."""
+    app.connect("config-inited", apply_setting, priority=100)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
 def main(argv=None):

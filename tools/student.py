@@ -409,7 +409,7 @@ def strip_tree(tree: Path) -> dict[str, Stripped]:
     return results
 
 
-def write_config(tree: Path, branch: str) -> None:
+def write_config(tree: Path, branch: str, source: Path = ROOT) -> None:
     """Override the top-level _config.yml for the student edition."""
     import yaml
 
@@ -418,6 +418,12 @@ def write_config(tree: Path, branch: str) -> None:
     cfg["title"] = f"{cfg.get('title', 'Course')} (student edition)"
     repo = cfg.setdefault("repository", {})
     repo["branch"] = branch
+    # the tree is no clone: write down the repository and site the source derives (if any)
+    s = postbuild.publish.site(source)
+    if s.repository:
+        repo["url"] = s.repository
+    if s.baseurl:
+        cfg.setdefault("html", {})["baseurl"] = s.baseurl
     html_cfg = cfg.setdefault("html", {})
     html_cfg["use_edit_page_button"] = False
     html_cfg["announcement"] = "Student edition: solutions are not included."
@@ -615,7 +621,7 @@ def make_student_edition(source: Path = ROOT, out: Path = DEFAULT_OUT, branch: s
         drop_instructor_pages(tree)
         stripped = strip_tree(tree)
         n_solutions = sum(len(r.solutions) for r in stripped.values())
-        write_config(tree, branch)
+        write_config(tree, branch, source)
         pages = toc_pages(tree)
         missing = [p for p in pages if page_file(tree, p) is None]
         if missing:
