@@ -251,7 +251,11 @@ def _mini_book(dest: Path) -> Path:
     (dest / "book" / "syn_plain.md").write_text(PLAIN_PAGE)
     (dest / "book" / "syn_nb.ipynb").write_text(notebook_page())
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    # a repository and site of its own (the mini book is no clone): launch buttons to check
+    cfg["repository"]["url"] = "https://github.com/someone/mycourse"
+    cfg["html"]["baseurl"] = "https://someone.github.io/mycourse/"
     sph = cfg.setdefault("sphinx", {})
+    sph["local_extensions"] = {"publish": str(ROOT / "tools")}
     # the API reference (sphinx-autoapi over linflow/) is not part of this small book
     sph["extra_extensions"] = [e for e in sph.get("extra_extensions", []) if "autoapi" not in e]
     sph["config"] = {k: v for k, v in sph.get("config", {}).items() if not k.startswith("autoapi")}

@@ -427,6 +427,9 @@ def write_config(tree: Path, branch: str, source: Path = ROOT) -> None:
     html_cfg = cfg.setdefault("html", {})
     html_cfg["use_edit_page_button"] = False
     html_cfg["announcement"] = "Student edition: solutions are not included."
+    # the tree has no tools/: the publish extension is loaded from this folder
+    if "publish" in ((cfg.get("sphinx") or {}).get("local_extensions") or {}):
+        cfg["sphinx"]["local_extensions"]["publish"] = str(Path(__file__).resolve().parent)
     sphinx_cfg = cfg.setdefault("sphinx", {}).setdefault("config", {})
     # the sources are stripped, so the .md download offers the student version
     sphinx_cfg["html_copy_source"] = True
