@@ -198,8 +198,8 @@ class Explorer:
         first = "-".join(str(s.index) for s in self.sliders)
         title = f'<div class="linflow-title">{html.escape(self.title)}</div>' if self.title else ""
         cap = (f'<div class="linflow-note">{html.escape(self.caption)}</div>' if self.caption else "")
-        note = ('<div class="linflow-note">Precomputed frames; run this page in Jupyter '
-                '(Binder/Colab launch buttons) for the live version.</div>')
+        note = ('<div class="linflow-note">Precomputed frames; run this page as a notebook in '
+                'Jupyter for the live version.</div>')
         return (
             f'<div class="linflow-explorer" id="{uid}" data-frames="{self.n_frames}">{title}'
             + "".join(rows) + cap

@@ -1,10 +1,11 @@
 """What the browser tests read off one loaded page: text and math, screenshots, contrast, overflow.
 
 A page is loaded once per test run (conftest.PageCache, shared by the xdist workers) and read in
-this order: load errors, text and math (read_page); then desktop screenshot, light contrast and
-the math blocks and code cells wider than their box -> dark mode (theme switch), screenshot and
-contrast -> phone width (390 px), screenshot, sideways overflow and the wide math and code
-again (record_screens). Each test asserts on its part of the record.
+this order: load errors, text and math (read_page); then desktop screenshot, light contrast, the
+math blocks and code cells wider than their box, the inline formulas and tables cut off, and the
+faces of the first figures -> dark mode (theme switch), screenshot, contrast and the figures'
+faces again -> phone width (390 px), screenshot, sideways overflow and the wide or cut-off math,
+code and tables again (record_screens). Each test asserts on its part of the record.
 """
 from __future__ import annotations
 
@@ -172,7 +173,8 @@ CONTRAST_JS = r"""
 WIDE_JS = r"""
 () => {
   // every display-math block and code block of the article whose content is wider than its
-  // box (it scrolls or is cut off): what it is, where, how wide it is and how wide its box is
+  // box (it scrolls or is cut off), and every inline formula and table that is cut off: what it
+  // is, where, how wide it is and how wide its box is
   const texOf = new Map();
   try { for (const it of window.MathJax.startup.document.math) texOf.set(it.typesetRoot, String(it.math)); } catch (e) {}
   const shown = (el) => { const r = el.getBoundingClientRect();
@@ -209,9 +211,106 @@ WIDE_JS = r"""
         where: where(el), id: '', text: `${longest.length} characters: ${longest.trim().slice(0, 90)}`});
     }
   }
-  return {math: nMath, code: nCode, wide: out};
+  // inline formulas and tables: cut off when they reach past their text column (the block they
+  // sit in, and the article) without a box that scrolls them, or scrolling inside a box that
+  // itself reaches past the column
+  const colRight = root.getBoundingClientRect().right;
+  const columnOf = (el) => {
+    let b = el.parentElement;
+    while (b && b !== root && getComputedStyle(b).display.startsWith('inline')) b = b.parentElement;
+    const r = b.getBoundingClientRect(), cs = getComputedStyle(b);
+    return Math.min(r.right - parseFloat(cs.paddingRight) - parseFloat(cs.borderRightWidth), colRight);
+  };
+  const scroller = (el) => {      // el itself or an ancestor inside the article that scrolls sideways
+    for (let q = el; q && q !== root; q = q.parentElement) {
+      const ox = getComputedStyle(q).overflowX;
+      if (ox === 'auto' || ox === 'scroll') return q;
+    }
+    return null;
+  };
+  const cut = (el, right) => {
+    const r = el.getBoundingClientRect();
+    if (r.right <= right + 1) return null;
+    const s = scroller(el);
+    if (s && s.getBoundingClientRect().right <= right + 1) return null;   // scrolls inside the column
+    return {need: Math.round(r.right - r.left), have: Math.round(right - r.left)};
+  };
+  let nInline = 0, nTable = 0;
+  for (const c of root.querySelectorAll('mjx-container:not([display="true"])')) {
+    if (!shown(c) || c.closest('div.math')) continue;
+    nInline++;
+    const bad = cut(c, columnOf(c));
+    if (bad) out.push({kind: 'inline math', need: bad.need, have: bad.have, where: where(c), id: '',
+      text: (texOf.get(c) || c.textContent).replace(/\s+/g, ' ').trim().slice(0, 100)});
+  }
+  for (const tb of root.querySelectorAll('table')) {
+    if (!shown(tb)) continue;
+    nTable++;
+    const bad = cut(tb, colRight);
+    if (bad) out.push({kind: 'table', need: bad.need, have: bad.have, where: where(tb), id: tb.id || '',
+      text: (tb.querySelector('tr') || tb).textContent.replace(/\s+/g, ' ').trim().slice(0, 100)});
+  }
+  return {math: nMath, code: nCode, inline: nInline, tables: nTable, wide: out};
 }
 """
+
+
+FIGURES = "article div.cell_output img, article .linflow-explorer img.linflow-frame"
+MAX_FIGURES = 4   # figures measured per page (element screenshots cost)
+
+
+def figure_faces(p) -> list[dict]:
+    """What the reader sees of the page's first figures and explorer frames: the mean relative
+    luminance of a 6 px band inside each image's border, read off an element screenshot (so
+    CSS filters count), with the image's alt text and source."""
+    import io
+
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    out = []
+    imgs = p.locator(FIGURES)
+    for i in range(min(imgs.count(), MAX_FIGURES)):
+        img = imgs.nth(i)
+        if not img.is_visible():
+            continue
+        img.scroll_into_view_if_needed()
+        px = mpimg.imread(io.BytesIO(img.screenshot(animations="disabled")), format="png")[..., :3]
+        band = np.concatenate([px[:6].reshape(-1, 3), px[-6:].reshape(-1, 3),
+                               px[:, :6].reshape(-1, 3), px[:, -6:].reshape(-1, 3)])
+        lin = np.where(band <= 0.03928, band / 12.92, ((band + 0.055) / 1.055) ** 2.4)
+        lum = float((lin @ np.array([0.2126, 0.7152, 0.0722])).mean())
+        src = img.get_attribute("src") or ""
+        out.append({"lum": round(lum, 3), "alt": (img.get_attribute("alt") or "")[:60],
+                    "src": src[:60] if not src.startswith("data:") else "data:..."})
+    return out
+
+
+PANELS_JS = r"""
+() => Array.from(document.querySelectorAll('article .linflow-explorer')).map((ex) => {
+  // the explorer's panel and every box around it up to its cell output: their painted colours
+  const boxes = [];
+  for (let e = ex; e && !e.matches('div.cell_output'); e = e.parentElement) {
+    const c = getComputedStyle(e).backgroundColor;
+    if (!/rgba\(.*,\s*0\)$/.test(c) && c !== 'transparent') boxes.push(c);
+  }
+  return boxes;
+})
+"""
+
+
+def _luminance(css: str) -> float:
+    """Relative luminance of a CSS rgb()/rgba() colour."""
+    import re
+
+    r, g, b = (float(x) / 255 for x in re.findall(r"[\d.]+", css)[:3])
+    f = (lambda v: v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4)
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b)
+
+
+def explorer_panels(p) -> list[float]:
+    """The lightest box of each explorer panel (the panel and what wraps it in its cell output)."""
+    return [round(max(map(_luminance, boxes), default=0.0), 3) for boxes in p.evaluate(PANELS_JS)]
 
 
 def _stage(rec: dict, name: str, fn):
@@ -238,8 +337,10 @@ def record_screens(p, rec: dict, slug: str, shots: Path) -> dict:
     def desktop():
         p.evaluate("window.scrollTo(0, 0)")  # interactive tests may have scrolled
         shoot(p, shots / f"{slug}-desktop.png")
-        return {"contrast": p.evaluate(CONTRAST_JS, LIGHT_MIN_CONTRAST), "shot": str(shots / f"{slug}-desktop.png"),
-                "wide": p.evaluate(WIDE_JS)}
+        res = {"contrast": p.evaluate(CONTRAST_JS, LIGHT_MIN_CONTRAST), "shot": str(shots / f"{slug}-desktop.png"),
+               "wide": p.evaluate(WIDE_JS), "figures": figure_faces(p)}
+        p.evaluate("window.scrollTo(0, 0)")
+        return res
 
     def dark():
         how = to_dark(p)
@@ -247,8 +348,10 @@ def record_screens(p, rec: dict, slug: str, shots: Path) -> dict:
         p.wait_for_timeout(150)  # colour transitions
         shoot(p, shots / f"{slug}-dark.png", max_height=DARK_MAX_HEIGHT)
         res = p.evaluate(CONTRAST_JS, MIN_CONTRAST)
+        figs = figure_faces(p)
+        p.evaluate("window.scrollTo(0, 0)")
         return {"how": how, "stored": stored, "contrast": res, "shot": str(shots / f"{slug}-dark.png"),
-                "errors": visit.page_errors[n_err:]}
+                "errors": visit.page_errors[n_err:], "figures": figs, "panels": explorer_panels(p)}
 
     def phone():
         p.evaluate("""() => { localStorage.setItem('theme', 'light'); document.documentElement.dataset.theme = 'light';

@@ -1,6 +1,8 @@
 """Screenshots of every page at desktop and phone width and in dark mode; the layouts are usable:
-no math block or code cell is wider than its box at either width, and dark mode keeps every text
-(the explorers' included) readable.
+no math block or code cell is wider than its box at either width, no inline formula or table is
+cut off (one wider than its column scrolls in a box of its own), and dark mode keeps every text
+(the explorers' included) readable, and figures and explorer frames follow the theme (a light
+face in light mode, a dark one in dark mode).
 
 Screenshots: _build/screenshots/<page>-desktop.png, <page>-phone.png, <page>-dark.png
 (LINFLOW_SCREENSHOTS overrides the folder). Pages taller than 12000 px (LINFLOW_SCREENSHOT_MAX)
@@ -19,6 +21,8 @@ from sitehelpers import page_params, require_site, toc_pages
 pytestmark = pytest.mark.browser
 
 PAGES = page_params(toc_pages())
+LIGHT_FACE = 0.6    # relative luminance of a figure's border band: at least this in light mode
+DARK_FACE = 0.1     # at most this in dark mode (the page's own background is about 0.01)
 
 
 def _stage(rec: dict, name: str, page: str) -> dict:
@@ -47,6 +51,8 @@ def test_desktop(page, visited):
     require_site()
     res = _stage(visited(page), "desktop", page)
     problems = _shot_ok(res["shot"]) + _low(res["contrast"], f"light mode (< {LIGHT_MIN_CONTRAST}): ")
+    problems += [f"figure '{f['alt'] or f['src']}' has a dark face in light mode (luminance {f['lum']})"
+                 for f in res["figures"] if f["lum"] < LIGHT_FACE]
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
 
@@ -70,6 +76,13 @@ def test_dark_mode(page, visited):
         problems.append(f"body text contrast {c['bodyRatio']:.2f} < {MIN_CONTRAST}")
     problems += _low(c, "")
     problems += [f"JS error on switching the theme: {e}" for e in res["errors"]]
+    # figures and explorer frames follow the theme: a dark face, as the reader sees it
+    problems += [f"figure '{f['alt'] or f['src']}' keeps a light face in dark mode (luminance {f['lum']})"
+                 for f in res["figures"] if f["lum"] > DARK_FACE]
+    problems += [f"explorer {i + 1} sits in a light box in dark mode (luminance {lum})"
+                 for i, lum in enumerate(res["panels"]) if lum > DARK_FACE]
+    if page == "book/01_linear_models.html" and not res["figures"]:
+        problems.append("no figure measured on a chapter that draws figures (the measurement is broken)")
     assert not problems, f"{page} (dark mode, {c['checked']} text elements checked):\n  " + "\n  ".join(problems)
 
 
@@ -97,12 +110,16 @@ def _wide(res: dict) -> list[str]:
 @pytest.mark.parametrize("page", PAGES)
 def test_math_and_code_fit(page, width, visited):
     """Every display equation and code block fits its box at desktop (1280 px) and phone (390 px)
-    width: nothing to scroll sideways, nothing cut off. Each offender is listed with where it is."""
+    width, and no inline formula or table runs past its text column: nothing to scroll sideways
+    but a box made to scroll, nothing cut off. Each offender is listed with where it is."""
     require_site()
     res = _stage(visited(page), width, page)
     px = (DESKTOP if width == "desktop" else PHONE)[0]
     problems = _wide(res)
     n = res["wide"]
-    assert not problems, (f"{page} at {px} px: {len(problems)} of its {n['math']} display equations and "
-                          f"{n['code']} code blocks (cells, outputs, listings) are wider than their box "
+    if page.startswith("book/0"):    # every chapter has inline math: the measurement saw it
+        assert n["inline"] > 0, f"{page}: no inline formula measured"
+    assert not problems, (f"{page} at {px} px: {len(problems)} of its {n['math']} display equations, "
+                          f"{n['code']} code blocks (cells, outputs, listings), {n['inline']} inline "
+                          f"formulas and {n['tables']} tables are wider than their box or cut off "
                           "(split the equation with aligned/split, wrap the code line):\n  " + "\n  ".join(problems))
