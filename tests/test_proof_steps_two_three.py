@@ -168,7 +168,7 @@ def test_explorer_draws_one_bound_when_the_margin_is_zero():
     tx.two_layer_draw(data, fig)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     plt.close(fig)
-    assert sum("Theorem" in s for s in labels) == 1 and "1.1 = 1.2" in labels[-1]
+    assert sum("bound" in s for s in labels) == 1 and "parts 1 = 2" in labels[-1]
 
 
 # ---------------------------------------------------------------------------- chapter 6
@@ -271,3 +271,13 @@ def test_theorem2_monotonicity_of_psi():
     for beta in (-3.0, -0.5, 0.0, 0.7, 2.0, np.inf):
         psi = xs ** 2 - np.minimum(xs, beta) ** 2
         assert np.all(np.diff(psi) >= -1e-12)
+
+
+def test_three_layer_explorer_caption_claims():
+    """The caption: within a factor 2 of min_t lambda_min for n = 1; far below for n = 5, h = 32."""
+    for h in (4, 32):
+        d = tx.three_layer_compute(h=h, n=1)
+        ratio = float(np.min(d["lambda_min"])) / d["delta_star"]
+        assert 1.0 <= ratio < 2.0, (h, ratio)
+    d = tx.three_layer_compute(h=32, n=5)
+    assert float(np.min(d["lambda_min"])) > 10 * d["delta_star"] > 0
