@@ -281,3 +281,15 @@ def test_three_layer_explorer_caption_claims():
         assert 1.0 <= ratio < 2.0, (h, ratio)
     d = tx.three_layer_compute(h=32, n=5)
     assert float(np.min(d["lambda_min"])) > 10 * d["delta_star"] > 0
+
+
+def test_two_layer_explorer_text_claims():
+    """Chapter 5's explorer text: flat bound at lambda = 0 and a flow stuck on the plateau of the
+    s = 0.5 mode (loss 0.5**2 / 2); bound and flow steeper as lambda grows; one bound per frame."""
+    frames = [tx.two_layer_compute(lam=lam) for lam in (0.0, 1.0, 2.0, 4.0)]
+    assert abs(frames[0]["alpha2"]) < 1e-12
+    assert abs(frames[0]["loss"][-1] - 0.125) < 0.01
+    assert all(f["loss"][-1] < 1e-6 for f in frames[1:])
+    assert all(abs(f["alpha2"] - f["gap"]) <= 1e-12 * (1 + f["gap"]) for f in frames)
+    assert np.all(np.diff([f["alpha2"] for f in frames]) > 0)
+    assert np.all(np.diff([f["measured"] for f in frames]) > 0)
