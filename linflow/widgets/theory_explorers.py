@@ -179,10 +179,15 @@ def two_layer_compute(lam=1.0, *, Y=((2.0, 0.0), (0.0, 0.5)), scale=0.3, t_end=6
 def two_layer_draw(data, fig):
     """Draw :func:`two_layer_compute` output."""
     ax = _axes(fig)
+    if math.isclose(data["alpha2"], data["gap"], rel_tol=1e-12, abs_tol=0.0):
+        # zero margin: parts 1 and 2 of Theorem 1 give the same rate; draw it once
+        bounds = {rf"bound, parts 1 = 2 (margin 0): $\alpha_2=\underline{{\Delta}}={data['gap']:.3g}$":
+                  data["bound_gap"]}
+    else:
+        bounds = {rf"bound, part 2: $\alpha_2={data['alpha2']:.3g}$": data["bound_alpha2"],
+                  rf"bound, part 1: $\underline{{\Delta}}={data['gap']:.3g}$": data["bound_gap"]}
     plot_loss_and_bounds(
-        ax, data["t"], data["loss"],
-        {rf"Theorem 1.2, $\alpha_2={data['alpha2']:.3g}$": data["bound_alpha2"],
-         rf"Theorem 1.1, $\underline{{\Delta}}={data['gap']:.3g}$": data["bound_gap"]},
+        ax, data["t"], data["loss"], bounds,
         label=f"gradient flow (rate {data['measured']:.3g})",
         title=rf"two layers, imbalance $\lambda={data['lam']:.2g}$",
     )
@@ -196,8 +201,9 @@ def two_layer_explorer(lams=(0.0, 1.0, 2.0, 4.0)):
     return Explorer(two_layer_compute, two_layer_draw,
                     [Slider("lam", tuple(float(v) for v in lams), label="imbalance λ",
                             default=float(lams[1]), fmt="{:.2g}")],
-                    title="Two layers: imbalance and the Theorem 1 bound",
-                    caption="A larger imbalance gives a larger guaranteed and actual rate.",
+                    title="Two layers: imbalance and the rate bound",
+                    caption="A larger imbalance gives a larger guaranteed and actual rate. The starts are "
+                            "far from Y (margin 0), so parts 1 and 2 of the two-layer theorem give one and the same bound.",
                     size=FRAME)
 
 
@@ -229,12 +235,12 @@ def three_layer_draw(data, fig):
 
     ax1, ax2 = _axes(fig, 2)
     plot_loss_and_bounds(ax1, data["t"], data["loss"],
-                         {rf"Corollary 1, $\Delta^*={data['delta_star']:.3g}$": data["bound"]},
+                         {rf"bound $e^{{-\gamma\Delta^* t}}$, $\Delta^*={data['delta_star']:.3g}$": data["bound"]},
                          title=rf"$(n,h_1,h_2,m)=({data['n']},{data['h']},{data['h']},1)$")
     ax1.set_ylim(1e-14, 1e2)
     with style():
         ax2.plot(data["t"], data["lambda_min"], color=color(0), label=r"$\lambda_{\min}(\mathcal{T}(t))$")
-        ax2.axhline(data["delta_star"], color=color(1), ls="--", label=r"$\Delta^*$ (Theorem 2)")
+        ax2.axhline(data["delta_star"], color=color(1), ls="--", label=r"$\Delta^*$ (imbalance-only bound)")
         ax2.set(xlabel="flow time $t$", ylabel="eigenvalue", title="the bound along the flow")
         ax2.set_ylim(bottom=min(0.0, data["delta_star"]))
         ax2.legend(loc="best")
@@ -248,7 +254,8 @@ def three_layer_explorer(hs=(4, 32), ns=(1, 5)):
                     [Slider("h", tuple(int(v) for v in hs), label="width h₁ = h₂", default=int(hs[-1])),
                      Slider("n", tuple(int(v) for v in ns), label="input dimension n", default=int(ns[0]))],
                     title="Three layers: Δ* against the flow (Fan_out init, m = 1)",
-                    caption="Δ* is a uniform lower bound on λ_min along the flow; it is tight for n = 1.",
+                    caption="Δ* is a uniform lower bound on λ_min along the flow. In these frames it is within "
+                            "a factor 2 of min λ_min for n = 1, and far below it for n = 5 at width 32.",
                     size=(FRAME[0], 2 * FRAME[1] - 0.4))
 
 

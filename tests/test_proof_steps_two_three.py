@@ -1,0 +1,295 @@
+"""Every non-immediate inequality in the proofs of chapters 5 and 6, on random instances.
+
+Chapter 5 (two layers): the exact formula for lambda_min(T), the one-factor bound
+(steps F3, the bound on z_1^2, the key estimate, sigma_n^2 <= (a - d_+)(a + delta_-)) and its
+transposed twin, and their sum, which is the corrected Lemma 3.
+Chapter 6 (three layers): Lemma G.1, both inequalities of Lemma G.6 (with the rank-one split of
+their proof), and the chain of Theorem 2 (g >= the middle-layer bound >= Delta*).
+
+Shapes include n != m, h < n + m and h >= n + m; several seeds.  Both sides of each inequality
+are computed independently (linflow's bounds, or plain NumPy for the elementary steps) and
+compared with a tolerance scaled to eps times the size of the numbers involved.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import linflow as lf
+from linflow.widgets import theory_explorers as tx
+
+EPS = np.finfo(np.float64).eps
+TWO_LAYER_SHAPES = [(3, 8, 2), (2, 7, 5), (5, 6, 2), (1, 4, 3), (4, 3, 2), (6, 10, 1), (3, 3, 3)]
+THREE_LAYER_SHAPES = [(2, 6, 5, 1), (3, 8, 8, 2), (1, 10, 4, 3), (4, 5, 9, 2), (2, 3, 3, 2)]
+SEEDS = [0, 1, 2]
+
+
+def tol(*xs):
+    """A tolerance scaled to eps and to the size of the numbers compared."""
+    return 1e4 * EPS * (1.0 + max(float(np.max(np.abs(x))) for x in xs))
+
+
+def eig_desc(M):
+    return np.linalg.eigvalsh(0.5 * (M + M.T))[::-1]
+
+
+def pos(x):
+    return max(float(x), 0.0)
+
+
+def ev(vals, k):
+    """k-th largest (1-based) of a decreasing list; 0 past the end (the book's convention)."""
+    return float(vals[k - 1]) if k <= len(vals) else 0.0
+
+
+def sigma(W, k):
+    s = np.linalg.svd(W, compute_uv=False)
+    return float(s[k - 1]) if k <= len(s) else 0.0
+
+
+def draws(shape, seed, count=40):
+    """Gaussian two-layer weights at several scales, with a few of low rank."""
+    rng = np.random.default_rng(seed)
+    n, h, m = shape
+    out = []
+    for i in range(count):
+        W1 = rng.standard_normal((n, h)) * rng.uniform(0.2, 2.0)
+        W2 = rng.standard_normal((h, m)) * rng.uniform(0.2, 2.0)
+        if i % 7 == 0:
+            W1 = W1 * np.r_[np.ones(1), 0.05 * np.ones(h - 1)]  # one dominant column
+        out.append((W1, W2))
+    return out
+
+
+def two_layer_quantities(W1, W2):
+    n, m = W1.shape[0], W2.shape[1]
+    D = W1.T @ W1 - W2 @ W2.T
+    evD = eig_desc(D)
+    evmD = eig_desc(-D)
+    return dict(
+        n=n, m=m, D=D, A=W1.T @ W1, B=W2 @ W2.T,
+        a=float(eig_desc(W1 @ W1.T)[-1]), b=float(eig_desc(W2.T @ W2)[-1]),
+        d_plus=pos(ev(evD, n)), d_minus=pos(ev(evmD, m)),
+        delta_plus=pos(evD[0]), delta_minus=pos(evmD[0]),
+        s_n=sigma(W1 @ W2, n), s_m=sigma(W1 @ W2, m),
+    )
+
+
+# ---------------------------------------------------------------------------- chapter 5
+@pytest.mark.parametrize("shape", TWO_LAYER_SHAPES)
+def test_exact_two_layer_lambda_min(shape):
+    for W1, W2 in draws(shape, 0, 10):
+        q = two_layer_quantities(W1, W2)
+        exact = float(lf.lambda_min((W1, W2)))
+        assert abs(exact - (q["a"] + q["b"])) <= tol(exact, q["a"], q["b"])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("shape", TWO_LAYER_SHAPES)
+def test_one_factor_bound_and_its_steps(shape, seed):
+    """Lemma 'One factor at a time': a >= d_+, (F3), z_1^2 bound, key estimate, sigma_n bound."""
+    for W1, W2 in draws(shape, seed):
+        q = two_layer_quantities(W1, W2)
+        n, h = shape[0], shape[1]
+        a, dp, dm_ = q["a"], q["d_plus"], q["delta_minus"]
+        assert a >= dp - tol(a, dp)
+        # the one-factor bound itself
+        assert q["s_n"] ** 2 <= (a - dp) * (a + dm_) + tol(a * a, dp * dm_, q["s_n"] ** 2)
+        if a <= 1e-12 or h < n:
+            continue
+        # Step 1: the subspace span{x} + ker A, with x a top-n eigenvector of A for a
+        lam, U = np.linalg.eigh(q["A"])  # increasing
+        order = np.argsort(lam)[::-1]
+        lam, U = lam[order], U[:, order]
+        x = U[:, n - 1]
+        assert abs(lam[n - 1] - a) <= tol(lam)
+        V = np.column_stack([x, U[:, n:]])  # orthonormal basis of S, first vector x
+        D_S = V.T @ q["D"] @ V
+        A_S = V.T @ q["A"] @ V
+        assert np.allclose(A_S, np.diag(np.r_[a, np.zeros(V.shape[1] - 1)]), atol=tol(lam))
+        # (F1), (F2), (F3)
+        assert eig_desc(A_S - D_S)[-1] >= -tol(A_S, D_S)
+        assert eig_desc(D_S)[-1] >= -dm_ - tol(D_S)
+        assert eig_desc(D_S)[0] >= ev(eig_desc(q["D"]), n) - tol(D_S)
+        # Step 2: the key estimate, and the bound on z_1^2 for one delta > delta_-
+        xBx = float(x @ q["B"] @ x)
+        assert xBx <= (a - dp) * (a + dm_) / a + tol(xBx, a + dm_)
+        if dp > 0:
+            delta = dm_ + 0.5
+            E = D_S + delta * np.eye(V.shape[1])
+            w, Z = np.linalg.eigh(E)
+            eps_, z = w[-1], Z[:, -1]
+            assert eps_ >= dp + delta - tol(E)
+            assert z[0] ** 2 >= (a + delta) * (eps_ - delta) / (a * eps_) - tol(1.0, a + delta)
+            assert E[0, 0] >= (a + delta) * dp / a - tol(E, a + delta)
+        # Step 3: the test vector u = W_1 x / sqrt(a)
+        u = W1 @ x / np.sqrt(a)
+        assert abs(np.linalg.norm(u) - 1) <= tol(1.0, lam[0] / a)  # eigenvector error / a
+        Wp = W1 @ W2
+        assert q["s_n"] ** 2 <= float(u @ Wp @ Wp.T @ u) + tol(Wp @ Wp.T)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("shape", TWO_LAYER_SHAPES)
+def test_transposed_factor_and_the_sum_is_lemma3(shape, seed):
+    """(b - d_-)(b + delta_+) >= sigma_m^2; the two halves add up to lf.bounds.lemma3 <= lambda_min."""
+    for W1, W2 in draws(shape, seed):
+        q = two_layer_quantities(W1, W2)
+        b, dm, dpl = q["b"], q["d_minus"], q["delta_plus"]
+        assert b >= dm - tol(b, dm)
+        assert q["s_m"] ** 2 <= (b - dm) * (b + dpl) + tol(b * b, dm * dpl, q["s_m"] ** 2)
+        gap = q["d_plus"] + q["d_minus"]
+        Dp, Dm = q["delta_plus"] - q["d_plus"], q["delta_minus"] - q["d_minus"]
+        half_a = q["d_plus"] - q["d_minus"] - Dm + np.sqrt((Dm + gap) ** 2 + 4 * q["s_n"] ** 2)
+        half_b = q["d_minus"] - q["d_plus"] - Dp + np.sqrt((Dp + gap) ** 2 + 4 * q["s_m"] ** 2)
+        assert 2 * q["a"] >= half_a - tol(q["a"], half_a)
+        assert 2 * q["b"] >= half_b - tol(q["b"], half_b)
+        bound = float(lf.bounds.lemma3((W1, W2)))
+        assert abs(bound - 0.5 * (half_a + half_b)) <= tol(bound, half_a, half_b)
+        assert bound <= float(lf.lambda_min((W1, W2))) + tol(bound)
+
+
+def test_scalar_case_is_an_identity():
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        w1, w2 = rng.standard_normal(2) * 2
+        Ws = (np.array([[w1]]), np.array([[w2]]))
+        assert abs(float(lf.bounds.lemma3(Ws)) - (w1 ** 2 + w2 ** 2)) <= tol(w1 ** 2, w2 ** 2)
+
+
+def test_explorer_draws_one_bound_when_the_margin_is_zero():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = tx.two_layer_compute(lam=1.0, t_end=2.0)
+    assert data["alpha2"] == pytest.approx(data["gap"], rel=1e-12)  # zero margin at this start
+    fig = plt.figure()
+    tx.two_layer_draw(data, fig)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
+    assert sum("bound" in s for s in labels) == 1 and "parts 1 = 2" in labels[-1]
+
+
+# ---------------------------------------------------------------------------- chapter 6
+def three_layer_draws(shape, seed, count=30):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        Ws = tuple(rng.standard_normal((a, b)) * rng.uniform(0.3, 1.5)
+                   for a, b in zip(shape[:-1], shape[1:]))
+        out.append(Ws)
+    return out
+
+
+def wedge_diag(A, B, r):
+    return np.diag(np.asarray(lf.bounds.wedge(A, B, r)))
+
+
+def g6_sides(A, B, r):
+    mu = wedge_diag(A, B, r)
+    alpha = eig_desc(A)
+    E = float(np.sum(alpha) - np.sum(mu))
+    Phi = float(np.sum(alpha ** 2) - np.sum(mu ** 2) + E ** 2)
+    return E, Phi, mu, alpha
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("k,r", [(6, 1), (6, 2), (7, 3), (5, 5), (9, 4)])
+def test_lemma_g6_and_the_rank_one_split(k, r, seed):
+    rng = np.random.default_rng(100 * k + 10 * r + seed)
+    for _ in range(25):
+        G = rng.standard_normal((k, k + rng.integers(-2, 3)))
+        A = G @ G.T * rng.uniform(0.2, 2.0)
+        Z = rng.standard_normal((r, k)) * rng.uniform(0.2, 2.0)
+        B = A - Z.T @ Z
+        E, Phi, mu, alpha = g6_sides(A, B, r)
+        lam_ZZ = float(eig_desc(Z @ Z.T)[-1])
+        lam_ZAZ = float(eig_desc(Z @ A @ Z.T)[-1])
+        assert lam_ZZ >= E - tol(E, alpha)
+        assert 2 * lam_ZAZ >= Phi - tol(Phi, alpha ** 2)
+        # the split for a random unit w: lambda(A') <= mu, E <= |y|^2, Phi <= 2 y^T A y
+        w = rng.standard_normal(r)
+        w /= np.linalg.norm(w)
+        y = Z.T @ w
+        A1 = A - np.outer(y, y)
+        C1 = Z.T @ (np.eye(r) - np.outer(w, w)) @ Z
+        assert np.allclose(A1, B + C1, atol=tol(A, Z.T @ Z))
+        assert np.linalg.matrix_rank(C1, tol=1e-9 * (1 + np.abs(C1).max())) <= r - 1
+        assert np.all(eig_desc(A1) <= mu + tol(A, mu))
+        assert E <= y @ y + tol(E, y @ y)
+        assert Phi <= 2 * y @ A @ y + tol(Phi, alpha ** 2, y @ y)
+        if r == 1:  # both inequalities are equalities
+            assert abs(lam_ZZ - E) <= tol(E, alpha) and abs(2 * lam_ZAZ - Phi) <= tol(Phi, alpha ** 2)
+
+
+def g_of(Ws):
+    W1, W2, W3 = Ws
+    return (float(eig_desc(W1 @ W2 @ W2.T @ W1.T)[-1])
+            + float(eig_desc(W1 @ W1.T)[-1]) * float(eig_desc(W3.T @ W3)[-1])
+            + float(eig_desc(W3.T @ W2.T @ W2 @ W3)[-1]))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("shape", THREE_LAYER_SHAPES)
+def test_theorem2_chain(shape, seed):
+    """lambda_min >= g (Lemma G.1) >= middle-layer bound (Step 1) >= Delta* (Steps 2-4)."""
+    n, h1, h2, m = shape
+    for Ws in three_layer_draws(shape, seed):
+        W1, W2, W3 = Ws
+        lam = float(lf.lambda_min(Ws))
+        g = g_of(Ws)
+        assert abs(g - float(lf.bounds.lemma_g1(Ws))) <= tol(g)
+        assert lam >= g - tol(lam, g)
+        D21 = W2 @ W2.T - W1.T @ W1
+        D23 = W2.T @ W2 - W3 @ W3.T
+        E1, P1, _, _ = g6_sides(W2 @ W2.T, D21, n)
+        E3, P3, _, _ = g6_sides(W2.T @ W2, D23, m)
+        assert float(eig_desc(W1 @ W1.T)[-1]) >= E1 - tol(E1, W2 @ W2.T)
+        assert float(eig_desc(W3.T @ W3)[-1]) >= E3 - tol(E3, W2.T @ W2)
+        middle = 0.5 * P1 + E1 * E3 + 0.5 * P3
+        assert g >= middle - tol(g, middle, P1, P3)
+        # Step 3: D-bar below the spectra of the middle layer
+        Dbar1, Dbar2 = (np.diag(np.asarray(M)) for M in lf.bounds.D_bar(D21, D23))
+        assert np.all(eig_desc(W2 @ W2.T) >= Dbar1 - tol(W2 @ W2.T, Dbar1))
+        assert np.all(eig_desc(W2.T @ W2) >= Dbar2 - tol(W2.T @ W2, Dbar2))
+        # Step 4: the same functionals at D-bar are the four deltas, and are smaller
+        d = {k: float(v) for k, v in lf.bounds.deltas(Ws).items()}
+        E1b, P1b, _, _ = g6_sides(np.diag(Dbar1), D21, n)
+        E3b, P3b, _, _ = g6_sides(np.diag(Dbar2), D23, m)
+        assert abs(E1b - d["Delta_21"]) <= tol(E1b) and abs(E3b - d["Delta_23"]) <= tol(E3b)
+        assert abs(P1b - (d["Delta_21_2"] + d["Delta_21"] ** 2)) <= tol(P1b, Dbar1 ** 2)
+        assert E1 >= E1b - tol(E1, E1b) and E3 >= E3b - tol(E3, E3b)
+        assert P1 >= P1b - tol(P1, P1b) and P3 >= P3b - tol(P3, P3b)
+        ds = float(lf.bounds.delta_star(Ws))
+        assert middle >= ds - tol(middle, ds, P1b, P3b)
+
+
+def test_theorem2_monotonicity_of_psi():
+    """psi(x, beta) = x^2 - min(x, beta)^2 is non-decreasing on x >= 0 (Step 2)."""
+    xs = np.linspace(0, 5, 501)
+    for beta in (-3.0, -0.5, 0.0, 0.7, 2.0, np.inf):
+        psi = xs ** 2 - np.minimum(xs, beta) ** 2
+        assert np.all(np.diff(psi) >= -1e-12)
+
+
+def test_three_layer_explorer_caption_claims():
+    """The caption: within a factor 2 of min_t lambda_min for n = 1; far below for n = 5, h = 32."""
+    for h in (4, 32):
+        d = tx.three_layer_compute(h=h, n=1)
+        ratio = float(np.min(d["lambda_min"])) / d["delta_star"]
+        assert 1.0 <= ratio < 2.0, (h, ratio)
+    d = tx.three_layer_compute(h=32, n=5)
+    assert float(np.min(d["lambda_min"])) > 10 * d["delta_star"] > 0
+
+
+def test_two_layer_explorer_text_claims():
+    """Chapter 5's explorer text: flat bound at lambda = 0 and a flow stuck on the plateau of the
+    s = 0.5 mode (loss 0.5**2 / 2); bound and flow steeper as lambda grows; one bound per frame."""
+    frames = [tx.two_layer_compute(lam=lam) for lam in (0.0, 1.0, 2.0, 4.0)]
+    assert abs(frames[0]["alpha2"]) < 1e-12
+    assert abs(frames[0]["loss"][-1] - 0.125) < 0.01
+    assert all(f["loss"][-1] < 1e-6 for f in frames[1:])
+    assert all(abs(f["alpha2"] - f["gap"]) <= 1e-12 * (1 + f["gap"]) for f in frames)
+    assert np.all(np.diff([f["alpha2"] for f in frames]) > 0)
+    assert np.all(np.diff([f["measured"] for f in frames]) > 0)
