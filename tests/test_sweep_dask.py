@@ -117,21 +117,23 @@ def test_killed_worker_loses_nothing(client, reference, tmp_path):
 def test_interrupted_client_resumes(client, reference, tmp_path, monkeypatch):
     """Ctrl-C on the client after three batches: those rows stay, the rerun does the rest once."""
     path = str(tmp_path / "rows.jsonl")
-    real = sweep._append
+    from linflow.sweep.jsonl import JsonLines
+
+    real = JsonLines.append
     written = []
 
-    def interrupt_after_three(p, rows):
-        real(p, rows)
+    def interrupt_after_three(self, rows):
+        real(self, rows)
         if rows:
             written.append(len(rows))
         if len(written) == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep, "_append", interrupt_after_three)
+    monkeypatch.setattr(JsonLines, "append", interrupt_after_three)
     with pytest.raises(KeyboardInterrupt):
         sweep.run(POINTS, build, measure=measure, measure_batch=measure_batch, path=path, client=client,
                   **SETTINGS)
-    monkeypatch.setattr(sweep, "_append", real)
+    monkeypatch.setattr(JsonLines, "append", real)
     first = sweep.read_rows(path)
     assert len(first) == sum(written) < len(POINTS)
     assert not os.path.exists(path + ".lock")  # the interrupted sweep let go of the file
@@ -147,13 +149,15 @@ def test_interrupted_client_resumes(client, reference, tmp_path, monkeypatch):
 
 def test_second_writer_refused_while_a_cluster_sweep_runs(client, tmp_path):
     path = str(tmp_path / "rows.jsonl")
-    with sweep._lock(path):  # as another sweep (here or on another machine) holds it
+    from linflow.sweep.lock import lock
+
+    with lock(path):  # as another sweep (here or on another machine) holds it
         with pytest.raises(sweep.SweepLocked, match="one writer"):
             sweep.run(POINTS[:2], build, path=path, client=client, **SETTINGS)
 
 
 def test_local_cluster_is_started_and_closed(capsys, monkeypatch):
-    from linflow import distributed as ld
+    from linflow.sweep import cluster as ld
 
     started = []
     real = ld.local_client
