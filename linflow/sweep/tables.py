@@ -3,9 +3,9 @@
 :func:`to_frame` turns rows (a list of dicts, e.g. what :func:`~linflow.sweep.run`
 returns) into a ``pandas.DataFrame``; :func:`read_frame` reads a results store, JSON Lines
 or Parquet, into one in a single call.  The frame has one column per field in order of
-first appearance, a missing value as ``None``/``NaN``, and the ``settings`` dict spread
-into columns ``settings.t_end``, ``settings.method``, ... (one value per row, so a
-frame can be filtered by them).  A JSON Lines store and a Parquet store of the same
+first appearance, then ``fingerprint``, then the ``settings`` dict spread into columns
+``settings.t_end``, ``settings.method``, ... (one value per row, so a frame can be
+filtered by them); a missing value is ``None`` (``NaN`` in a numeric column).  A JSON Lines store and a Parquet store of the same
 rows give equal frames.
 """
 from __future__ import annotations
@@ -48,6 +48,8 @@ def to_frame(rows):
             f.update((f"settings.{k}", v) for k, v in r["settings"].items())
         flat.append(f)
     cols = _columns(flat)
+    last = [c for c in cols if c == "fingerprint"] + [c for c in cols if c.startswith("settings.")]
+    cols = [c for c in cols if c not in last] + last
     return pd.DataFrame.from_records([[f.get(c) for c in cols] for f in flat], columns=cols)
 
 
