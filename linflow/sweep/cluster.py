@@ -154,7 +154,7 @@ def _check_main_guard():
     raise RuntimeError(
         f"linflow: client='local' starts worker processes, and each of them imports your script "
         f"{file!r} again; line {frame.f_lineno} runs a sweep at the script's top level, so every worker "
-        "would start a cluster of its own (Dask then fails with 'Nanny failed to start'). Put the "
+        "would try to start a cluster of its own and fail to start. Put the "
         "script's work under the main guard:\n\n"
         "    if __name__ == \"__main__\":\n"
         "        rows = lf.sweep.run(points, build, ..., client=\"local\")\n"
