@@ -221,6 +221,14 @@ def test_retry_failed(tmp_path):
     assert [r["ok"] for r in kept] == [True, False, True]
     fixed = sweep.run(sweep.grid(seed=range(3)), b, t_end=0.5, path=path, retry_failed=True)
     assert [r["ok"] for r in fixed] == [True, True, True]
+    # the reading rule: a retried point's first success replaces its failed row, which stays in the file
+    with open(path) as fh:
+        assert len(fh.readlines()) == 4
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sweep.MalformedRowsWarning)  # a retry is no duplicate
+        assert [r["ok"] for r in sweep.read_rows(path)] == [True, True, True]
 
 
 def test_write_csv_and_json(tmp_path):

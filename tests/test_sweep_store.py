@@ -144,25 +144,6 @@ def test_first_row_of_a_key_wins_and_malformed_lines_are_counted_and_kept(tmp_pa
     assert path.read_bytes() == before
 
 
-def test_a_retried_point_replaces_its_failed_row(tmp_path):
-    path = str(tmp_path / "rows.jsonl")
-    state = {"broken": True}
-
-    def flaky(p):
-        if state["broken"] and p["seed"] == 1:
-            raise ValueError("flaky")
-        return build(p)
-
-    sweep.run(PTS[:3], flaky, t_end=0.5, path=path)
-    state["broken"] = False
-    sweep.run(PTS[:3], flaky, t_end=0.5, path=path, retry_failed=True)
-    with open(path) as fh:
-        assert len(fh.readlines()) == 4  # the failed row stays in the file
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", sweep.MalformedRowsWarning)  # a retry is no duplicate
-        assert [r["ok"] for r in sweep.read_rows(path)] == [True, True, True]
-
-
 # --- fingerprints of what build made --------------------------------------------------------------
 
 def test_rows_store_a_fingerprint_of_the_network():

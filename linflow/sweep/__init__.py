@@ -44,7 +44,7 @@ The parts: :mod:`~linflow.sweep.points` (points and keys, the settings' normal f
 from __future__ import annotations
 
 from .lock import SweepLocked
-from .memory import available_memory, batch_size, bytes_per_trajectory
+from .memory import CPU_WORKING_SET, STATE_WORDS, available_memory, batch_size, bytes_per_trajectory  # noqa: F401
 from .points import grid, point_key
 from .runner import run
 from .store import MalformedRowsWarning, read_rows
