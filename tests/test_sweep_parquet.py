@@ -132,3 +132,20 @@ def test_frame_errors(tmp_path):
     with pytest.raises(TypeError, match="list of dicts"):
         sweep.to_frame([1, 2])
     assert sweep.to_frame([]).shape == (0, 0)
+
+
+def test_retry_of_a_rejected_point_in_a_parquet_store(tmp_path):
+    """A row whose build failed has no network (fingerprint None): fixing build and retrying is no change of build."""
+    path = str(tmp_path / "rows.parquet")
+    pts = sweep.grid(width=[3], seed=range(3))
+    first = sweep.run(pts, build, t_end=0.5, path=path)
+    assert [r["ok"] for r in first] == [False, True, True]
+
+    def fixed(p):
+        return build(dict(p, seed=p["seed"] or 10))
+
+    kept = sweep.run(pts, fixed, t_end=0.5, path=path, verify=True)
+    assert [r["ok"] for r in kept] == [False, True, True]
+    retried = sweep.run(pts, fixed, t_end=0.5, path=path, verify=True, retry_failed=True)
+    assert [r["ok"] for r in retried] == [True, True, True]
+    assert [r["ok"] for r in sweep.read_rows(path)] == [True, True, True]

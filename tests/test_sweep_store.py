@@ -196,6 +196,11 @@ def test_bad_paths_get_clear_errors(tmp_path):
         sweep.run(PTS, build, t_end=0.2, path=str(tmp_path / "plain" / "sub" / "rows.jsonl"))
     with pytest.raises(ValueError, match="format must be one of"):
         sweep.run(PTS, build, t_end=0.2, path=str(tmp_path / "r.jsonl"), format="csv")
+    with pytest.raises(ValueError, match="is a folder"):
+        sweep.read_rows(str(tmp_path / "folder.jsonl"))
+    with pytest.raises(TypeError, match="verify must be True, False or a number"):
+        sweep.run(PTS, build, t_end=0.2, verify="all")
+    assert not (tmp_path / "r.jsonl").exists()
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])

@@ -170,6 +170,8 @@ def run(
             raise TypeError(f"linflow: sweep.run manages {bad!r} itself; do not pass it.")
     if t_end is not None:
         t_end = float(t_end)
+    if not isinstance(verify, (bool, int)) or (not isinstance(verify, bool) and verify < 0):
+        raise TypeError(f"linflow: verify must be True, False or a number of points >= 0; got {verify!r}.")
     flow = flow_settings(flow_kwargs)
     if client is None:  # with a client, the backend is resolved on the workers (a GPU may be only there)
         backend = None if backend is None else resolve(backend)

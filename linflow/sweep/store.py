@@ -104,6 +104,7 @@ def read_rows(path, format=None):
     if not path:
         return []
     store = open_store(path, format)
+    store.check_path()
     raw, bad = store.read_raw()
     return select(raw, bad, repr(store.path))
 
@@ -137,10 +138,11 @@ def check_fingerprints(path, pairs, fingerprint_of):
     """Refuse a resume whose ``build`` makes other networks than the stored rows were run on.
 
     ``pairs`` are ``(point, saved row)``; ``fingerprint_of(point)`` rebuilds the point.
-    Rows without a ``fingerprint`` (written before fingerprints were stored) are not checked.
+    Rows without a ``fingerprint`` (``build`` rejected the point, or the row was written before
+    fingerprints were stored) are not checked.
     """
     for point, row in pairs:
-        if "fingerprint" not in row:
+        if row.get("fingerprint") is None:  # no network was made (build rejected the point)
             continue
         now = fingerprint_of(point)
         if now != row["fingerprint"]:
