@@ -270,3 +270,24 @@ def test_read_only_mount_for_real(tmp_path, suffix):
     assert "Read-only file system" in out.stderr and out.stderr.rstrip().splitlines()[-1].startswith("OSError")
     assert "refused: linflow: 1 point(s)" in out.stdout, out.stdout + out.stderr
     assert sorted(os.listdir(d)) == listing
+
+
+def test_the_package_has_no_import_cycle_with_linflow_distributed():
+    """linflow.distributed is an alias of linflow.sweep.cluster; nothing in linflow/sweep imports it back."""
+    import ast
+    import pathlib
+
+    pkg = pathlib.Path(sweep.__file__).parent
+    for f in pkg.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert "distributed" not in (node.module or "") or node.level == 0, (f.name, node.module)
+                assert not (node.level == 2 and node.module is None
+                            and any(a.name == "distributed" for a in node.names)), f.name
+    code = ("import linflow.distributed as d, linflow.sweep.cluster as c, sys\n"
+            "assert d.sweep_time is c.sweep_time and d.local_client is c.local_client\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'pandas', 'pyarrow')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(lf.__file__))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"  # Dask, pandas and pyarrow load only when used
