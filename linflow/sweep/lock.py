@@ -2,7 +2,7 @@
 
 While a sweep writes a store it holds ``<resolved path>.lock`` with ``flock`` (released by
 the operating system when the process ends, even when it is killed).  The path is resolved
-first (:func:`os.path.realpath`), so a symbolic link to the store under another name
+first (``os.path.realpath``), so a symbolic link to the store under another name
 contends for the same lock; the lock file is opened with ``O_NOFOLLOW`` and must be a
 regular file, so a symbolic link placed at the lock's name is refused instead of followed
 (and its target truncated).  On read-only media no lock can be taken and none is needed:

@@ -61,7 +61,7 @@ def run(
     Parameters
     ----------
     points : sequence of dict
-        One dict of parameters per run (e.g. from :func:`grid`).  Its values should
+        One dict of parameters per run (e.g. from :func:`~linflow.sweep.grid`).  Its values should
         be JSON-friendly (numbers, strings): they go into the rows and the resume key.
     build : callable ``build(point) -> (Ws, loss)`` or ``(Ws, loss, flow_kwargs)``
         One network (2-D ``W_l``) and its loss for a point.  Points whose networks
