@@ -108,6 +108,11 @@ def test_settings_are_checked_before_anything_runs(tmp_path):
             sweep.run(PTS, counted(calls), t_end=1.0, path=str(path), **bad)
     with pytest.raises(ValueError, match="t_end must be positive"):
         sweep.run(PTS, counted(calls), t_end=-1.0, path=str(path))
+    with pytest.raises(TypeError, match="t_end must be a number"):
+        sweep.run(PTS, counted(calls), t_end="soon", path=str(path))
+    for bad in (3, [1, 2], ["seed"]):
+        with pytest.raises(TypeError, match="points must be a sequence of dicts"):
+            sweep.run(bad, counted(calls), t_end=1.0, path=str(path))
     assert calls == [] and not path.exists()
     # the corrected run is not refused: nothing was saved by the bad one
     assert all(r["ok"] for r in sweep.run(PTS, build, t_end=1.0, path=str(path), rtol=1e-6))

@@ -1,6 +1,7 @@
 """The driver of a sweep: :func:`run` checks the settings and the store, runs the points left, writes their rows."""
 from __future__ import annotations
 
+from .._validate import positive
 from ..backend import resolve
 from .batch import execute, point_fingerprint
 from .lock import lock
@@ -162,14 +163,20 @@ def run(
     checks batched against one-by-one runs).  A batch that runs out of memory
     (``MemoryError``, e.g. CuPy's ``OutOfMemoryError``) is split in halves and retried.
     """
-    points = [dict(p) for p in points]
+    try:
+        points = [dict(p) for p in points]
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"linflow: points must be a sequence of dicts of parameters (e.g. sweep.grid(seed=range(10))); "
+            f"got {type(points).__name__} {points!r:.80}."
+        ) from None
     if not callable(build):
         raise TypeError(f"linflow: build must be a callable build(point) -> (Ws, loss); got {type(build).__name__}.")
     for bad in ("throw", "progress"):
         if bad in flow_kwargs:
             raise TypeError(f"linflow: sweep.run manages {bad!r} itself; do not pass it.")
     if t_end is not None:
-        t_end = float(t_end)
+        t_end = positive("t_end", t_end)
     if not isinstance(verify, (bool, int)) or (not isinstance(verify, bool) and verify < 0):
         raise TypeError(f"linflow: verify must be True, False or a number of points >= 0; got {verify!r}.")
     flow = flow_settings(flow_kwargs)
