@@ -471,3 +471,25 @@ def test_theorem4_integrated_bound():
     bound = L0 / (L0 * alpha * g ** 2 * t + 1)
     assert alpha > 0
     assert np.all(lf.to_numpy(tr.loss) <= bound * (1 + 1e-6))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_diagonal_network_energy(seed):
+    # chapter 8: for diagonal layers and a diagonal gradient g, <T g, g> = sum_i tau_i g_i^2
+    # and lambda_min(T) of the matrix network is the min over (i, j) of the E_ij eigenvalues
+    rng = np.random.default_rng(seed)
+    L, n = 3, 4
+    ws = np.abs(rng.normal(1.0, 0.3, size=(L, n)))
+    Ws = tuple(np.diag(w) for w in ws)
+    g = rng.normal(size=n)
+    TG = lf.to_numpy(lf.T_apply(Ws, np.diag(g)))
+    tau = [sum(np.prod(np.delete(ws[:, i], l) ** 2) for l in range(L)) for i in range(n)]
+    energy = float(np.sum(TG * np.diag(g)))
+    assert abs(energy - sum(t * gi ** 2 for t, gi in zip(tau, g))) <= tol(energy) * 10
+    assert energy >= min(tau) * float(g @ g) * (1 - 1e-12)
+    w2 = ws ** 2
+    ev = [sum(np.prod(w2[:l, i]) * np.prod(w2[l + 1:, j]) for l in range(L))
+          for i in range(n) for j in range(n)]
+    exact = float(np.linalg.eigvalsh(T_dense(Ws))[0])
+    assert abs(min(ev) - exact) <= tol(exact) * 10
+    assert exact <= min(tau) * (1 + 1e-12)
