@@ -167,6 +167,26 @@ def test_lemma_1_identity_self_adjoint_and_psd(dims, seed):
 
 
 @pytest.mark.parametrize("dims,seed", list(itertools.product(DIMS, SEEDS)))
+def test_kronecker_lower_bound_on_lambda_min(dims, seed):
+    # appendix Conventions: lambda_min(T) >= sum_l sigma_n(P_l)^2 sigma_m(Q_l)^2 (sigma = 0 beyond
+    # the smaller dimension), i.e. sum_l lambda_n(P_l P_l^T) lambda_m(Q_l^T Q_l)
+    Ws = layers(dims, seed)
+    lam = float(lf.lambda_min([lf.asarray(V) for V in Ws]))
+    bound = sum(np.linalg.eigvalsh(P @ P.T)[0] * np.linalg.eigvalsh(Q.T @ Q)[0]
+                for P, Q in (prefix_suffix(Ws, l) for l in range(1, len(Ws) + 1)))
+    assert bound <= lam + tol(lam, k=1e3)
+
+
+def test_kronecker_bound_with_sigma_min_is_false():
+    # the counterexample of the appendix: sigma_min(P_l) in place of sigma_n(P_l) overstates
+    W1, W2 = np.array([[1.0], [0.5], [0.2]]), np.array([[0.7]])
+    lam = float(lf.lambda_min([lf.asarray(W1), lf.asarray(W2)]))
+    assert abs(lam - 0.49) < 1e-12
+    wrong = 1.0 * 0.7 ** 2 + np.linalg.svd(W1, compute_uv=False)[-1] ** 2 * 1.0
+    assert abs(wrong - 1.78) < 1e-12 and wrong > lam
+
+
+@pytest.mark.parametrize("dims,seed", list(itertools.product(DIMS, SEEDS)))
 def test_rayleigh_bound_on_T(dims, seed):
     # pc-prop-rate: <T G, G> >= lambda_min(T) ||G||^2 (tool-courant-fischer), any G
     W = [lf.asarray(V) for V in layers(dims, seed)]
