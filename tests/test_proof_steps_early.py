@@ -477,3 +477,35 @@ def test_tool_gronwall_on_the_comparison_equations():
     sol = solve_ivp(lambda s, v: -c * v ** 2 - v ** 3, (0, 3), [u0], t_eval=t, rtol=1e-10,
                     atol=1e-12)
     assert np.all(sol.y[0] <= u0 / (1 + c * u0 * t) * (1 + 1e-8))
+
+
+# --- the chapters' structure --------------------------------------------------------------
+
+EARLY = ["intro.md", "01_linear_models.md", "02_gradient_dominance.md", "03_preconditioning.md",
+         "04_imbalance.md", "appendix_numerics.md", "appendix_tools.md"]
+BOOK = __import__("pathlib").Path(__file__).resolve().parents[1] / "book"
+
+
+@pytest.mark.parametrize("name", EARLY)
+def test_every_result_has_a_complete_proof(name):
+    # issue 24 item 1: each theorem, lemma, proposition and corollary is followed by its proof
+    # (before the next result), and no proof calls itself a sketch or sends the reader away
+    import re
+
+    text = (BOOK / name).read_text()
+    blocks = re.split(r"^:::\{prf:(\w+)\}", text, flags=re.M)
+    kinds = blocks[1::2]
+    for i, kind in enumerate(kinds):
+        if kind in ("theorem", "lemma", "proposition", "corollary"):
+            assert i + 1 < len(kinds) and kinds[i + 1] == "proof", (name, kind, blocks[2 * i + 2][:80])
+    for body in (b for k, b in zip(kinds, blocks[2::2]) if k == "proof"):
+        assert not re.search(r"sketch|see the paper", body[:400], re.I), body[:80]
+
+
+@pytest.mark.parametrize("name", EARLY)
+def test_widths_are_h_l(name):
+    # one notation: the widths are h_l (the Notation section of the preface), never d_l
+    import re
+
+    text = (BOOK / name).read_text()
+    assert not re.search(r"\bd_\{?l|\bd_0\b|\bd_L\b|d_\{\\max\}", text), name
