@@ -224,7 +224,7 @@ def imbalance_explorer():
         imbalance_compute, imbalance_plot,
         [Slider("step", (0.01, 0.02, 0.04, 0.08), "GD step η", default=0.02, fmt="{:g}")],
         title="Imbalance: conserved by the flow, drifting under descent",
-        caption="Halve η and watch the drift of GD drop; the flow's stays at round-off.",
+        caption="Halve η and the drift of GD halves; the flow's stays at its tolerance.",
         size=(5.6, 6.4),
     )
 
