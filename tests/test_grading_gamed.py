@@ -440,7 +440,8 @@ def test_gamed_submissions_were_graded_and_say_why(graded):
 
 
 if __name__ == "__main__":
-    # python3 tests/test_grading_gamed.py BUILD_DIR OUT_DIR: the gamed submissions of a build
+    # python3 tests/test_grading_gamed.py BUILD_DIR OUT_DIR [PORT]: the gamed submissions of a build
     build, out = Path(sys.argv[1]), Path(sys.argv[2])
-    for (kind, name), qs in write_gamed(build, out, [str(ROOT), str(build)], 9).items():
+    port = int(sys.argv[3]) if len(sys.argv) > 3 else 9
+    for (kind, name), qs in write_gamed(build, out, [str(ROOT), str(build)], port).items():
         print(kind, name, ",".join(qs))

@@ -32,14 +32,20 @@ _float_hex = float.hex
 _str_encode = str.encode
 _bytes_hex = bytes.hex
 _join = str.join
-_callable = callable
-_exc_types = (Exception,)
 _BaseException = BaseException
 
 import json as _json_module  # noqa: E402
 import os as _os  # noqa: E402
 
 _os_read, _os_write, _os_exit = _os.read, _os.write, _os._exit
+
+import functools as _functools  # noqa: E402
+import types as _types  # noqa: E402
+
+# what counts as a function answer (called in phase 1 on the grader's inputs); any other
+# callable object is refused like any other object
+_FUNCTION_TYPES = (_types.FunctionType, _types.BuiltinFunctionType, _types.MethodType,
+                   _functools.partial)
 _loads = _json_module.loads
 
 import numpy as _np  # noqa: E402
@@ -177,44 +183,24 @@ class _Banned:
         return None
 
 
-# -------------------------------------------------------------- otter stand-in
+# -------------------------------------------------------------- otter and IPython stand-ins
+class _NoOp:
+    """``otter.Notebook`` (checks run in the grader, not here) and ``get_ipython()`` (magics
+    and ``!`` commands do nothing here): every method accepts anything and returns None."""
+
+    def __init__(self, *a, **k):
+        pass
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
 def _otter_stub():
     import types
 
     mod = types.ModuleType("otter")
-
-    class Notebook:
-        """The grader's stand-in: checks run in the grader, not here."""
-
-        def __init__(self, *a, **k):
-            pass
-
-        def check(self, *a, **k):
-            return None
-
-        def check_all(self, *a, **k):
-            return None
-
-        def export(self, *a, **k):
-            return None
-
-    mod.Notebook = Notebook
+    mod.Notebook = _NoOp
     return mod
-
-
-class _Shell:
-    """``get_ipython()`` for cells that use magics or ``!`` commands: they do nothing here."""
-
-    def run_line_magic(self, *a, **k):
-        return None
-
-    def run_cell_magic(self, *a, **k):
-        return None
-
-    def system(self, *a, **k):
-        return None
-
-    getoutput = system
 
 
 def _transform(src):
@@ -238,7 +224,7 @@ def main(argv):
         sys.meta_path.insert(0, _Banned(banned, "the assignment asks you to compute it yourself"))
     sys.modules["otter"] = _otter_stub()
     ns = {"__name__": "__main__", "__builtins__": __builtins__,
-          "get_ipython": _Shell, "display": lambda *a, **k: None}
+          "get_ipython": _NoOp, "display": lambda *a, **k: None}
     errors = []
     for i, src in cells:
         try:
@@ -270,8 +256,7 @@ def main(argv):
                     items.append(_enc_str(name) + ':{"missing":1}')
                     continue
                 x = ns[name]
-                if _type(x).__name__ in ("function", "builtin_function_or_method") or (
-                        _callable(x) and not _isinstance(x, (_ndarray, _type))):
+                if _type(x) in _FUNCTION_TYPES:
                     items.append(_enc_str(name) + ':{"kind":"function"}')
                     continue
                 try:
