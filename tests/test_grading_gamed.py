@@ -1,7 +1,7 @@
 """Submissions that try to score without solving, graded for real by tools/grade.py.
 
 Every gamed submission is an assignment's key (the master's solutions) with one code cell
-appended after the answers. Most of those cells first replace the graded answers by wrong
+added before each ``grader.check`` cell and at the end. Most of those cells first replace the graded answers by wrong
 ones (``_junk``: each value plus one, each function's output plus one), then try to make the
 grader accept them: rewriting the test files, replacing ``np.allclose``, objects whose
 comparisons always succeed, ``ndarray`` subclasses, object arrays, printing a fake result,
@@ -99,7 +99,9 @@ ATTACKS = {
     # rewrite every test file the notebook can find so that each test passes
     "rewrite_tests": JUNK + '''
 import os, re
-for _top in [os.getcwd(), os.path.dirname(os.getcwd()), "/autograder", *GRADER_PATHS[1:]]:
+# (the notebook's folder, where otter keeps its tests, and the grader's build of the
+# assignments; never the folders above, which other programs share)
+for _top in [os.getcwd(), "/autograder", *GRADER_PATHS[1:]]:
     for _dir, _subs, _files in os.walk(_top):
         for _f in _files:
             if re.fullmatch(r"q\\d+\\.py", _f):
@@ -322,9 +324,19 @@ def questions_of(zip_path: Path, names: set[str]) -> list[str]:
 
 
 def append_cell(nb: dict, code: str) -> dict:
+    """NB with the cell CODE before every ``grader.check`` cell and at the end: so the gamed
+    values are the ones both a grader that checks as the notebook runs (otter) and one that
+    reads the final values (tools/grade.py) see."""
     nb = json.loads(json.dumps(nb))
-    nb["cells"].append({"cell_type": "code", "execution_count": None, "id": "gamed",
-                        "metadata": {}, "outputs": [], "source": code})
+    cells = []
+    for i, c in enumerate(nb["cells"] + [None]):
+        src = "" if c is None else "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        if c is None or (c["cell_type"] == "code" and src.startswith("grader.check(")):
+            cells.append({"cell_type": "code", "execution_count": None, "id": f"gamed-{i}",
+                          "metadata": {}, "outputs": [], "source": code})
+        if c is not None:
+            cells.append(c)
+    nb["cells"] = cells
     return nb
 
 
@@ -412,8 +424,21 @@ def _gamed_keys():
     return keys
 
 
+# stopped only by the isolation of a root grader (namespaces, nobody, hidden folders)
+NEEDS_ISOLATION = {"read_hidden", "network", "bounds_file", "rewrite_tests"}
+
+
+def _isolated() -> bool:
+    from grading.sandbox import isolation_available
+
+    return isolation_available()
+
+
 @pytest.mark.parametrize("key", _gamed_keys(), ids="-".join)
 def test_gamed_submission_scores_no_more_than_an_empty_one(graded, key):
+    if key[0] in NEEDS_ISOLATION and not _isolated():
+        pytest.skip("without root, unshare and setpriv the grader runs with limits only, which "
+                    "does not stop this attack (the instructor page says so)")
     rows, gamed = graded
     row = rows[key]
     assert row["status"] != "missing"
@@ -426,7 +451,9 @@ def test_gamed_submissions_were_graded_and_say_why(graded):
     # what the attacks reach inside phase 1 is reported, never a success
     for key in gamed:
         errors = rows[key]["errors"]
-        assert "FOUND-HIDDEN" not in errors and "NETWORK-REACHED" not in errors, (key, errors)
+        assert rows[key]["isolation"] in ("namespaces, nobody", "limits only")
+        if rows[key]["isolation"] == "namespaces, nobody":
+            assert "FOUND-HIDDEN" not in errors and "NETWORK-REACHED" not in errors, (key, errors)
     # the ban says what is banned
     for name in BOUNDS_CODE:
         assert "linflow.bounds is not available in this assignment" in rows[("bounds_attr", name)]["errors"]

@@ -3,6 +3,7 @@
 
     python3 tools/grade.py SUBMISSIONS_DIR --out scores.csv [--roster roster.txt]
                            [--assignments NAME ...] [--jobs 2] [--timeout 600]
+                           [--memory 4096] [--seed N]
 
 Layout of SUBMISSIONS_DIR: one folder per student, holding that student's notebooks,
 
@@ -15,23 +16,29 @@ its file name. (Notebooks directly in SUBMISSIONS_DIR count as one student each,
 the file.) Students are the folders plus, with ``--roster``, every name in the roster file
 (one a line), so a student who submitted nothing is listed too.
 
-Each submission is graded by otter's non-containerized grader (``otter.api.grade_submission``,
-the same code ``otter run`` uses), with every test, public and hidden, from the assignment's
-autograder zip (tools/assign.py builds them into _build/assignments when missing or older
-than the master). Each runs in its own subprocess with a timeout, so a submission that
-raises, loops or kills its kernel cannot stop the others.
+Each submission is graded in two phases (tools/grading/), with every test, public and hidden,
+from the assignment's autograder zip (tools/assign.py builds them into _build/assignments
+when missing or older than the master). A worker subprocess per submission is phase 2: it
+draws the grading seed, starts phase 1 (the notebook's code cells in a process of their own:
+time and memory limits, banned modules refused, and where the grader is root on Linux no
+network, the grader's folders hidden, run as ``nobody``), takes the graded answers from it as
+plain data, and runs the tests on them. A submission that raises, loops, exhausts its memory
+or kills its process cannot stop the others, and what it prints is never read.
 
 One row per (student, assignment): ``status`` is one of
 
     graded                all cells ran
-    graded-with-errors    some cells raised (listed in ``errors``); the questions they broke
-                          score 0, the others are graded normally
+    graded-with-errors    some cells raised, or some answers were not plain data (listed in
+                          ``errors``); the questions they broke score 0, the others are
+                          graded normally
     empty                 the file is empty, has no cells, or no answer cell was changed
     missing               no notebook for this assignment
     failed                the grader itself could not run it (unreadable file, wrong
-                          assignment, timeout...); ``errors`` says why
+                          assignment, timeout, the process ended before it answered...);
+                          ``errors`` says why
 
-with ``score``, ``possible``, ``percent`` and one column per question.
+with ``score``, ``possible``, ``percent``, one column per question, ``failures`` (the tests
+that failed, hidden ones included), ``seed`` (``--seed`` regrades with it) and ``isolation``.
 """
 from __future__ import annotations
 
@@ -167,7 +174,7 @@ def grade_one(sub: Path, autograder: Path, spec: dict, timeout: float) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(sub), str(autograder),
            json.dumps(spec)]
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1", MPLBACKEND="Agg")
-    # own process group, so that a timeout also ends the kernel the worker started
+    # own process group, so that a timeout also ends the phase-1 process the worker started
     posix = os.name == "posix"
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                          start_new_session=posix)
