@@ -1,6 +1,7 @@
 """The otter-grader assignments (assignments/, tools/assign.py) and the offline grader
 (tools/grade.py), for real: otter assign builds every assignment, and the grading command
-runs actual notebooks with every public and hidden test (no Docker, no mocks).
+runs actual notebooks (phase 1, in their own processes) and every public and hidden test
+(phase 2) on what they export (no Docker, no mocks).
 
 * the student versions hold no solution and no hidden test;
 * the reference solutions score full marks;
@@ -12,7 +13,11 @@ runs actual notebooks with every public and hidden test (no Docker, no mocks).
   all reported, with 0 points;
 * gamed submissions fail: zeroed weights (the hidden tests rebuild the problem data
   themselves), answers copied from what the public tests compare them with (gd_vs_flow's
-  prediction, drift and order), and a call to ``lf.bounds`` where the assignment forbids it;
+  prediction, drift and order); tests/test_grading_gamed.py has the other attacks;
+* a call to ``lf.bounds`` where the assignment bans it fails in the notebook with a message
+  that says so, and costs nothing else when the answers were computed honestly before it;
+* every row says the seed it was graded with, and a regrade with that seed gives the same
+  scores;
 * the student notebooks start with an install cell (the published wheel and otter-grader).
 """
 from __future__ import annotations
@@ -81,10 +86,11 @@ GAMED_EDITS = {
                                  "predicted = predicted_change(grads, eta)"),
         ("gf_drift = max_drift", "gf_drift = 0.0"),
         ("order = float(", "order = 1.0")],
-    # lf.bounds where the assignment forbids it: in q2 of two_layer_rates, in q4 of three_layers
-    ("gamed", "two_layer_rates"): [
+    # lf.bounds where the assignment bans it, after the honest answers: in q2 of
+    # two_layer_rates, in q4 of three_layers
+    ("banned", "two_layer_rates"): [
         ("delta_plus =", "delta_plus, delta_minus, gap = (float(v) for v in lf.bounds.spread_gap(Ws))")],
-    ("gamed", "three_layers"): [("delta_star =", "delta_star = float(lf.bounds.delta_star(Ws))")],
+    ("banned", "three_layers"): [("delta_star =", "delta_star = float(lf.bounds.delta_star(Ws))")],
 }
 
 
@@ -243,7 +249,7 @@ def test_empty_and_missing_are_reported(graded):
         if row["status"] in ("empty", "missing", "failed"):
             assert float(row["score"]) == 0 and float(row["possible"]) == 10, key
     # one row per (student, assignment)
-    students = {"ref", "wrong", "raises", "crash", "empty", "ghost", "zeroed", "gamed"}
+    students = {"ref", "wrong", "raises", "crash", "empty", "ghost", "zeroed", "gamed", "banned"}
     main = [r for r in rows if r["student"] != "looper"]
     assert {r["student"] for r in main} == students and len(main) == len(students) * len(NAMES)
     assert "missing" in stdout
@@ -259,10 +265,6 @@ GAMED = {
     # 1; the hidden tests check the formula on other inputs, the measured drift and the fitted
     # slope (q4 is the key's answer)
     ("gamed", "gd_vs_flow"): {"q1": 0, "q2": 0, "q3": 0, "q4": 2},
-    # lf.bounds where the assignment forbids it: the right number, but every question graded
-    # after the cell that names it scores 0 (three_layers: in q4; two_layer_rates: in q2)
-    ("gamed", "three_layers"): {"q1": 2, "q2": 3, "q3": 3, "q4": 0},
-    ("gamed", "two_layer_rates"): {"q1": 2, "q2": 0, "q3": 0, "q4": 0},
 }
 
 
@@ -272,6 +274,32 @@ def test_gamed_submissions_lose_their_points(graded, key):
     row = table[key]
     assert row["status"] == "graded", (row["status"], row["errors"])
     assert _scores(row) == {q: float(p) for q, p in GAMED[key].items()}
+
+
+@pytest.mark.parametrize("name", ["two_layer_rates", "three_layers"])
+def test_banned_call_fails_in_the_notebook_with_its_reason(graded, name):
+    table, _, _ = _table(graded)
+    row = table[("banned", name)]
+    assert row["status"] == "graded-with-errors"
+    assert "ImportError: linflow.bounds is not available in this assignment" in row["errors"]
+    # the answers the cell computed before the banned call are still the student's own
+    assert _scores(row) == {q: float(p) for q, p in POINTS[name].items()}
+
+
+def test_rows_give_their_seed_and_a_regrade_reproduces_them(graded, built, tmp_path):
+    table, rows, _ = _table(graded)
+    seeds = {r["seed"] for r in rows if r["status"] in ("graded", "graded-with-errors")}
+    assert all(s.isdigit() for s in seeds) and len(seeds) > 5   # one fresh seed per submission
+    out, _ = built
+    row = table[("wrong", "deep_unimodal")]
+    cmd = [sys.executable, str(ROOT / "tools" / "grade.py"), str(Path(row["file"]).parent),
+           "--out", str(tmp_path / "again.csv"), "--assignments", "deep_unimodal",
+           "--autograders", str(out), "--seed", row["seed"]]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    with (tmp_path / "again.csv").open() as fh:
+        again = next(csv.DictReader(fh))
+    assert again["seed"] == row["seed"] and _scores(again) == _scores(row)
 
 
 def test_student_notebooks_start_with_the_install_cell(built):

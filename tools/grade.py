@@ -3,6 +3,7 @@
 
     python3 tools/grade.py SUBMISSIONS_DIR --out scores.csv [--roster roster.txt]
                            [--assignments NAME ...] [--jobs 2] [--timeout 600]
+                           [--memory 4096] [--seed N]
 
 Layout of SUBMISSIONS_DIR: one folder per student, holding that student's notebooks,
 
@@ -15,23 +16,29 @@ its file name. (Notebooks directly in SUBMISSIONS_DIR count as one student each,
 the file.) Students are the folders plus, with ``--roster``, every name in the roster file
 (one a line), so a student who submitted nothing is listed too.
 
-Each submission is graded by otter's non-containerized grader (``otter.api.grade_submission``,
-the same code ``otter run`` uses), with every test, public and hidden, from the assignment's
-autograder zip (tools/assign.py builds them into _build/assignments when missing or older
-than the master). Each runs in its own subprocess with a timeout, so a submission that
-raises, loops or kills its kernel cannot stop the others.
+Each submission is graded in two phases (tools/grading/), with every test, public and hidden,
+from the assignment's autograder zip (tools/assign.py builds them into _build/assignments
+when missing or older than the master). A worker subprocess per submission is phase 2: it
+draws the grading seed, starts phase 1 (the notebook's code cells in a process of their own:
+time and memory limits, banned modules refused, and where the grader is root on Linux no
+network, the grader's folders hidden, run as ``nobody``), takes the graded answers from it as
+plain data, and runs the tests on them. A submission that raises, loops, exhausts its memory
+or kills its process cannot stop the others, and what it prints is never read.
 
 One row per (student, assignment): ``status`` is one of
 
     graded                all cells ran
-    graded-with-errors    some cells raised (listed in ``errors``); the questions they broke
-                          score 0, the others are graded normally
+    graded-with-errors    some cells raised, or some answers were not plain data (listed in
+                          ``errors``); the questions they broke score 0, the others are
+                          graded normally
     empty                 the file is empty, has no cells, or no answer cell was changed
     missing               no notebook for this assignment
     failed                the grader itself could not run it (unreadable file, wrong
-                          assignment, timeout...); ``errors`` says why
+                          assignment, timeout, the process ended before it answered...);
+                          ``errors`` says why
 
-with ``score``, ``possible``, ``percent`` and one column per question.
+with ``score``, ``possible``, ``percent``, one column per question, ``failures`` (the tests
+that failed, hidden ones included), ``seed`` (``--seed`` regrades with it) and ``isolation``.
 """
 from __future__ import annotations
 
@@ -56,40 +63,39 @@ STUB_RE = re.compile(r"^\s*([A-Za-z_][\w, ]*=\s*)?\.\.\.\s*(#.*)?$")
 
 
 # --------------------------------------------------------------------------- worker
-def _worker(submission: str, autograder: str, name: str) -> None:
-    """Grade one submission (runs in a subprocess); prints MARK + JSON."""
-    import contextlib
-    import io
-    import shutil
-    import tempfile
+def _worker(submission: str, autograder: str, spec: str) -> None:
+    """Phase 2 for one submission (runs in a subprocess of its own); prints MARK + JSON."""
+    from grading.phase2 import grade_submission
 
-    import otter.api
+    a = json.loads(spec)
+    res = grade_submission(Path(submission), Path(autograder), a["banned"],
+                           [Path(p) for p in a["hide"]], a["timeout"], a["memory_mb"], a["seed"])
+    print(MARK + json.dumps(res))
 
-    # under the distributed file name: the notebook's own `otter.Notebook("NAME.ipynb")`
-    # cell needs it, whatever the student called the file
-    tmp = tempfile.mkdtemp(prefix="grade-")
-    canonical = os.path.join(tmp, f"{name}.ipynb")
-    shutil.copy(submission, canonical)
-    buf = io.StringIO()
+
+def banned_of(key_nb: Path) -> list[str]:
+    """The modules an assignment bans (``linflow_grading: banned:`` in its master's front
+    matter, which the key notebook keeps in its metadata)."""
     try:
-        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-            res = otter.api.grade_submission(canonical, autograder, quiet=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    out = {"questions": {}, "errors": [], "catastrophic": None}
-    err = res.catastrophic_error
-    if err is not None:
-        out["catastrophic"] = f"{type(err).__name__}: {err}"
-    for name, tf in res.results.items():
-        out["questions"][name] = {"score": float(tf.score), "possible": float(tf.possible)}
-    nb = getattr(res, "notebook", None)
-    for i, cell in enumerate(nb.cells if nb is not None else []):
-        for o in cell.get("outputs", []):
-            if o.get("output_type") == "error":
-                out["errors"].append(f"cell {i}: {o.get('ename')}: {str(o.get('evalue'))[:200]}")
-    out["total"] = float(res.total)
-    out["possible"] = float(res.possible)
-    print(MARK + json.dumps(out))
+        meta = json.loads(key_nb.read_text()).get("metadata", {})
+    except (OSError, json.JSONDecodeError):
+        return []
+    return list(meta.get("linflow_grading", {}).get("banned", []))
+
+
+def hidden_paths(sub_dir: Path, autograders: Path) -> list[str]:
+    """What phase 1 must not see: the grader, the masters, the tests, the autograders, the
+    submissions (other students' too) and the git store, where they exist."""
+    paths = [ROOT / "assignments", ROOT / "tests", ROOT / "tools", ROOT / "_build", autograders,
+             sub_dir]
+    git = ROOT / ".git"
+    if git.is_file():   # a worktree: "gitdir: COMMON/worktrees/NAME"
+        m = re.match(r"gitdir:\s*(.+)", git.read_text().strip())
+        if m:
+            paths.append(Path(m.group(1)).parent.parent)
+    elif git.is_dir():
+        paths.append(git)
+    return [str(Path(p).resolve()) for p in paths if Path(p).exists()]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -164,15 +170,17 @@ def ensure_autograders(names, out: Path, rebuild: bool = False) -> dict[str, Pat
     return zips
 
 
-def grade_one(sub: Path, autograder: Path, name: str, timeout: float) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(sub), str(autograder), name]
+def grade_one(sub: Path, autograder: Path, spec: dict, timeout: float) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(sub), str(autograder),
+           json.dumps(spec)]
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1", MPLBACKEND="Agg")
-    # own process group, so that a timeout also ends the kernel the worker started
+    # own process group, so that a timeout also ends the phase-1 process the worker started
     posix = os.name == "posix"
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                          start_new_session=posix)
     try:
-        stdout, stderr = p.communicate(timeout=timeout)
+        # phase 1 has TIMEOUT; phase 2's own checks (a few flows) get a margin on top
+        stdout, stderr = p.communicate(timeout=timeout + 120)
     except subprocess.TimeoutExpired:
         if posix:
             import signal
@@ -194,8 +202,8 @@ def grade_one(sub: Path, autograder: Path, name: str, timeout: float) -> dict:
         tail = (r.stderr or r.stdout).strip().splitlines()
         why = tail[-1] if tail else f"exit {r.returncode}"
         return {"status": "failed", "errors": [why[:300]]}
-    if res["catastrophic"] and not res["questions"]:
-        return {"status": "failed", "errors": [res["catastrophic"][:300]], **res}
+    if res["catastrophic"]:
+        return {**res, "status": "failed", "errors": [res["catastrophic"][:300], *res["errors"]]}
     res["status"] = "graded-with-errors" if res["errors"] else "graded"
     return res
 
@@ -231,7 +239,7 @@ def collect(sub_dir: Path, known: set[str], roster: list[str]):
 
 def grade_folder(sub_dir: Path, out_csv: Path, names=None, roster: list[str] = (),
                  jobs: int = 1, timeout: float = 600, autograders: Path | None = None,
-                 rebuild: bool = False) -> list[dict]:
+                 rebuild: bool = False, memory_mb: int = 4096, seed: int | None = None) -> list[dict]:
     sub_dir = Path(sub_dir)
     all_names = sorted(assign.masters())
     names = sorted(names) if names else all_names
@@ -242,6 +250,10 @@ def grade_folder(sub_dir: Path, out_csv: Path, names=None, roster: list[str] = (
         t = ag_out / name / "student" / f"{name}.ipynb"
         templates[name] = json.loads(t.read_text()) if t.exists() else None
     found, students, stray = collect(sub_dir, set(names), list(roster))
+    hide = hidden_paths(sub_dir, ag_out)
+    specs = {name: {"banned": banned_of(ag_out / name / "autograder" / f"{name}.ipynb"),
+                    "hide": hide, "timeout": timeout, "memory_mb": memory_mb, "seed": seed}
+             for name in names}
 
     rows, jobs_list = [], []
     for student in students:
@@ -267,7 +279,8 @@ def grade_folder(sub_dir: Path, out_csv: Path, names=None, roster: list[str] = (
                      "errors": ["not a notebook of a known assignment"]})
 
     with cf.ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
-        futs = {ex.submit(grade_one, p, z, name, timeout): row for row, p, z, name in jobs_list}
+        futs = {ex.submit(grade_one, p, z, specs[name], timeout): row
+                for row, p, z, name in jobs_list}
         for fut in cf.as_completed(futs):
             row = futs[fut]
             try:
@@ -293,12 +306,14 @@ def grade_folder(sub_dir: Path, out_csv: Path, names=None, roster: list[str] = (
 
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    cols = ["student", "assignment", "status", "score", "possible", "percent", *qcols, "errors", "file"]
+    cols = ["student", "assignment", "status", "score", "possible", "percent", *qcols, "errors",
+            "failures", "seed", "isolation", "file"]
     with out_csv.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for row in rows:
             w.writerow({**row, "errors": " | ".join(row.get("errors", [])),
+                        "failures": " | ".join(row.get("failures", [])),
                         "score": _num(row["score"]), "possible": _num(row["possible"])})
     return rows
 
@@ -309,17 +324,9 @@ def _num(x):
 
 def _points(zip_path: Path) -> dict[str, float]:
     """{question: points} from the autograder's test files (all tests, hidden included)."""
-    import zipfile
+    from grading.phase2 import load_questions
 
-    pts = {}
-    with zipfile.ZipFile(zip_path) as z:
-        for n in sorted(z.namelist()):
-            if n.startswith("tests/") and n.endswith(".py"):
-                src = z.read(n).decode()
-                m = re.search(r"^points\s*=\s*([0-9.]+)", src, flags=re.M)
-                qn = re.search(r'^name\s*=\s*"([^"]+)"', src, flags=re.M)
-                pts[qn.group(1) if qn else Path(n).stem] = float(m.group(1)) if m else 1.0
-    return pts
+    return {q.name: q.points for q in load_questions(zip_path).values()}
 
 
 def main(argv=None):
@@ -338,13 +345,18 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=600, help="seconds per submission")
     ap.add_argument("--autograders", type=Path, help=f"default {assign.DEFAULT_OUT}")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the autograder zips")
+    ap.add_argument("--memory", type=int, default=4096,
+                    help="MiB of address space for a submission's process")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="grading seed for every submission (default: a fresh random one each, "
+                         "written to the seed column, so a regrade can reproduce it)")
     a = ap.parse_args(argv)
     if not a.submissions.is_dir():
         raise SystemExit(f"{a.submissions} is not a folder")
     roster = [ln.strip() for ln in a.roster.read_text().splitlines() if ln.strip()] if a.roster else []
     t0 = time.time()
     rows = grade_folder(a.submissions, a.out, a.assignments, roster, a.jobs, a.timeout,
-                        a.autograders, a.rebuild)
+                        a.autograders, a.rebuild, a.memory, a.seed)
     counts = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
