@@ -60,10 +60,24 @@ CLONE_RE = re.compile(r"git clone (-b [\w.-]+ )?(?:https://github\.com/[\w.-]+/[
 REMOTE_RE = re.compile(r"(?:https://(?:[^@/\s]+@)?github\.com/|git@github\.com:|ssh://git@github\.com(?::\d+)?/)"
                        r"(?P<org>[\w.-]+)/(?P<repo>[\w.-]+?)(?:\.git)?/?")
 REPO_RE = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+")
-#: the install cell's error where the setting names no site (lines that fit a page)
-NO_SITE = ('        "This copy of the course names no site to fetch the package from: no"',
-           '        " html.baseurl, no GitHub origin. In your clone of the course,"',
-           '        " `pip install -e .` installs linflow."')
+#: what the install cell says where the setting names no site to install linflow from
+NO_SITE = ("This copy of the course names no site to fetch the package from: no html.baseurl, "
+           "no GitHub origin. In your clone of the course, `pip install -e .` installs linflow")
+
+
+def _no_site_lines(extra: str) -> list[str]:
+    """The install cell's ``raise`` where there is no site, in lines that fit a page."""
+    import textwrap
+
+    text = NO_SITE + (f"; this page also needs `pip install {extra.replace(chr(34), '')}`."
+                      if extra else ".")
+    # commands in backticks stay on one line (their spaces are protected while wrapping)
+    text = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", "\0"), text)
+    parts = [s.replace("\0", " ") for s in textwrap.wrap(text, 66, drop_whitespace=False,
+                                                         break_on_hyphens=False)]
+    return ["    raise ModuleNotFoundError("] + [f"        {s!r}" for s in parts[:-1]] + [f"        {parts[-1]!r})"]
+
+
 #: the clone command a page shows where the setting names no repository
 NO_REPO_CLONE = "<URL of your copy> linflow"
 
@@ -156,7 +170,7 @@ def install_source(s: Site, extra: str = "", module: str = "") -> str:
     else:
         lines += ["if importlib.util.find_spec(\"linflow\") is None:"]
     if s.baseurl is None:
-        return "\n".join(lines + ["    raise ModuleNotFoundError(", *NO_SITE[:-1], NO_SITE[-1] + ")"])
+        return "\n".join(lines + _no_site_lines(extra))
     wheel = "{site}" + f"{WHEELS}/{s.wheel_name}"     # IPython expands {site} in the magic
     lines += [f"    site = \"{s.baseurl}\""]
     if extra:
