@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import real
 from ..backend import to_numpy
 from ._style import color, figure, style
 
@@ -24,8 +25,16 @@ __all__ = [
 _TINY = 1e-300
 
 
-def _host(x):
-    return np.asarray(to_numpy(x), dtype=float)
+def _host(x, name="data"):
+    """Numbers as a float64 NumPy array (NaN marks a point not reached, and is not drawn)."""
+    try:
+        a = np.asarray(to_numpy(x))
+    except (TypeError, ValueError):
+        a = np.asarray(None)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"linflow: {name} must be numbers (an array or nested lists); got {type(x).__name__} "
+                        f"{x!r}"[:300] + ".")
+    return a.astype(np.float64)
 
 
 def _ax(ax):
@@ -43,8 +52,11 @@ def _labels(labels, k):
 
 
 def gap(values, f_star=0.0):
-    r"""Optimality gap :math:`f - f^*`, clipped at a tiny positive number for log axes."""
-    return np.maximum(_host(values) - float(f_star), _TINY)
+    r"""Optimality gap :math:`f - f^*`, clipped at a tiny positive number for log axes.
+
+    NaN entries (save points a run did not reach) stay NaN: matplotlib leaves them out.
+    """
+    return np.maximum(_host(values, "values") - real("f_star", f_star), _TINY)
 
 
 def loss_curves(t, losses, labels=None, *, f_star=0.0, bounds=None, bound_labels=None, ax=None,
@@ -94,8 +106,14 @@ def drift(series):
     Returns an array ``(S, ...)``; used for the imbalance diagnostics of a
     :class:`~linflow.Trajectory` (``traj.diagnostics["imbalance_1"]``).
     """
-    D = _host(series)
-    return np.sqrt(np.sum((D - D[:1]) ** 2, axis=(-2, -1)))
+    D = _host(series, "series")
+    if D.ndim < 3:
+        raise ValueError(f"linflow: drift needs a saved series of shape (S, ..., h, h); got shape {D.shape}.")
+    diff = D - D[:1]
+    with np.errstate(invalid="ignore"):  # NaN (points not reached) stays NaN
+        peak = np.nanmax(np.abs(diff)) if diff.size and not np.all(np.isnan(diff)) else 0.0
+    peak = peak if np.isfinite(peak) and peak > 0 else 1.0  # scaled: no overflow in the squares
+    return peak * np.sqrt(np.sum((diff / peak) ** 2, axis=(-2, -1)))
 
 
 def imbalance_drift(t, drifts, labels=None, *, ax=None, xlabel="flow time $t$",

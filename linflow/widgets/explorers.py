@@ -14,7 +14,7 @@ from .. import losses as _losses
 from ..backend import to_numpy
 from ..flow import gradient_descent, gradient_flow
 from .. import plots
-from ._core import Explorer, Slider
+from ._core import Explorer, Slider, check_figure
 from ._data import rate_bound, regression_problem, weights
 
 __all__ = [
@@ -31,7 +31,7 @@ TARGET = np.diag([3.0, 2.0, 1.0])
 def _stacked(fig):
     """Two panels in one column, so that a frame stays legible on a phone."""
     with plots.style():  # tick sizes are fixed when the axes are made
-        ax1, ax2 = fig.subplots(2, 1)
+        ax1, ax2 = check_figure(fig).subplots(2, 1)
     fig.subplots_adjust(hspace=0.55)  # room for the x labels of the upper panel
     return ax1, ax2
 
@@ -39,7 +39,7 @@ def _stacked(fig):
 def _single(fig):
     """One styled panel."""
     with plots.style():
-        return fig.subplots()
+        return check_figure(fig).subplots()
 
 
 def _host(x):

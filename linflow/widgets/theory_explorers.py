@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from ._core import check_figure
+
 __all__ = [
     "asymptotic_rate",
     "plot_loss_and_bounds",
@@ -64,7 +66,7 @@ def _axes(fig, ncols=1):
     from ..plots import style
 
     with style():
-        axs = fig.subplots(ncols, 1, squeeze=False)[:, 0]
+        axs = check_figure(fig).subplots(ncols, 1, squeeze=False)[:, 0]
     if ncols > 1:
         fig.subplots_adjust(hspace=0.55)  # room for the x labels of the upper panel
     return list(axs) if ncols > 1 else axs[0]
