@@ -428,7 +428,9 @@ def bad_values(v):
             ("huge inside", (*v[:-1], HUGE) if v else (HUGE,), True), ("nested", (v,), True), ("number", 3, True),
         ]
     if isinstance(v, str):
-        return common[:1] + [("int", 3, True), ("unknown", "no-such-thing", True), ("empty", "", True)]
+        # a path argument stays in the fuzz's temporary folder (a fuzzed writer may create it)
+        unknown = _tmp("no-such-thing") if "/" in v else "no-such-thing"
+        return common[:1] + [("int", 3, True), ("unknown", unknown, True), ("empty", "", True)]
     if isinstance(v, dict):
         return common + [("empty", {}, True), ("list", [v], True)]
     if isinstance(v, lf.losses.Loss):
