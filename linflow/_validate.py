@@ -209,13 +209,132 @@ def check_weights(Ws, *, finite=True, min_layers=1, name="Ws"):
 
 
 def check_scale(xp, Ws, name="Ws"):
-    """Refuse weights (or a chain's data, such as a gradient) so large that the chain's quantities overflow.
+    r"""Refuse weights (or a chain with its gradient) so large that the chain's quantities overflow.
+
+    The product, the Grams :math:`P_lP_l^\top`, :math:`S_l^\top S_l`, the loss and
+    :math:`\mathcal T_W` grow like the square of :math:`\prod_l\|W_l\|_F` (and the energy
+    :math:`\langle G, \mathcal T_W G\rangle` like the square of :math:`\|G\|_F\prod_l\|W_l\|_F`,
+    checked by passing ``G`` along).  That product (the largest of the batch, each norm
+    computed scaled so that the check itself cannot overflow) must stay below the square
+    root of the dtype's largest number over 16: about 8e152 in float64, 1e18 in float32.
+    A ValueError says so instead of a silent inf or NaN further on.
+    """
+    parts = []
+    for W in Ws:
+        peak = xp.max(xp.abs(W))
+        safe = xp.where(peak > 0, peak, xp.ones_like(peak))
+        parts += [peak, xp.max(xp.sqrt(xp.sum((W / safe) ** 2, axis=(-2, -1))))]
+    host = to_host(xp.stack(parts)).astype(np.float64).reshape(-1, 2)
+    if np.any(host[:, 0] == 0):
+        return
+    log_bound = float(np.sum(np.log(host[:, 0]) + np.log(host[:, 1])))
+    limit = 0.5 * math.log(float(xp.finfo(Ws[0].dtype).max)) - math.log(16.0)
+    if log_bound > limit:
+        raise ValueError(
+            f"linflow: {name} too large for {Ws[0].dtype}: the product of the norms of its matrices is about "
+            f"1e{log_bound / math.log(10):.0f}, beyond 1e{limit / math.log(10):.0f} (the square root of the "
+            "largest number of that dtype, over 16), where the products, Grams and losses overflow. "
+            "Rescale the weights (or use float64)."
+        )
+
+
+def to_host(a):
+    """A NumPy copy of one array (one host transfer)."""
+    return np.asarray(to_numpy(a))
+
+
+def _shape(a):
+    return tuple(a.shape)
+
+
+def float_dtype(xp, a, name):
+    if not xp.isdtype(a.dtype, "real floating"):
+        raise TypeError(
+            f"linflow: {name} must have a real floating dtype (float32 or float64); got {a.dtype}."
+        )
+
+
+def check_finite(xp, a, name):
+    """Raise ValueError if ``a`` holds NaN or inf (one host sync; boundary only)."""
+    if not bool(xp.all(xp.isfinite(a))):
+        raise ValueError(f"linflow: {name} contains non-finite values (NaN or inf).")
+
+
+def check_weights(Ws, *, finite=True, min_layers=1, name="Ws"):
+    """Validate a chain of weights ``(W_1, ..., W_L)``.
+
+    Each ``W_l`` has shape ``(..., h_{l-1}, h_l)`` with the same leading batch
+    shape, one floating dtype, one namespace and one device.
+
+    Returns
+    -------
+    xp, Ws : namespace, tuple of arrays
+    """
+    if hasattr(Ws, "shape") or not isinstance(Ws, (tuple, list)):
+        raise TypeError(
+            f"linflow: {name} must be a tuple of weight matrices (W_1, ..., W_L); "
+            f"got {type(Ws).__name__}."
+        )
+    Ws = tuple(Ws)
+    if len(Ws) < min_layers:
+        raise ValueError(f"linflow: {name} needs at least {min_layers} layers; got {len(Ws)}.")
+    for l, W in enumerate(Ws, 1):
+        if not (hasattr(W, "shape") and hasattr(W, "dtype") and hasattr(W, "ndim")):
+            raise TypeError(
+                f"linflow: {name}[{l - 1}] (W_{l}) must be an array (NumPy, CuPy or another array API "
+                f"library); got {type(W).__name__}."
+            )
+    xp = namespace(*Ws)
+    for l, W in enumerate(Ws, 1):
+        if W.ndim < 2:
+            raise ValueError(
+                f"linflow: {name}[{l - 1}] (W_{l}) must have shape (..., h_{l - 1}, h_{l}) "
+                f"with at least 2 dimensions; got shape {_shape(W)}."
+            )
+        float_dtype(xp, W, f"{name}[{l - 1}] (W_{l})")
+    for l, W in enumerate(Ws, 1):
+        if 0 in _shape(W)[-2:]:
+            raise ValueError(
+                f"linflow: {name}[{l - 1}] (W_{l}) must have non-zero widths h_{l - 1}, h_{l} >= 1; "
+                f"got shape {_shape(W)}."
+            )
+    batch = _shape(Ws[0])[:-2]
+    dtypes = {str(W.dtype) for W in Ws}
+    if len(dtypes) > 1:
+        raise TypeError(
+            f"linflow: all layers of {name} must share one dtype; got "
+            + ", ".join(f"W_{l}: {W.dtype}" for l, W in enumerate(Ws, 1))
+            + "."
+        )
+    for l, W in enumerate(Ws, 1):
+        if _shape(W)[:-2] != batch:
+            raise ValueError(
+                f"linflow: all layers of {name} must share the batch shape {batch}; "
+                f"W_{l} has shape {_shape(W)}."
+            )
+    for l in range(1, len(Ws)):
+        a, b = Ws[l - 1], Ws[l]
+        if a.shape[-1] != b.shape[-2]:
+            raise ValueError(
+                f"linflow: the chain does not fit together: W_{l} has shape {_shape(a)} "
+                f"(h_{l} = {a.shape[-1]}) but W_{l + 1} has shape {_shape(b)} "
+                f"(expected {a.shape[-1]} rows)."
+            )
+    if finite:
+        for l, W in enumerate(Ws, 1):
+            check_finite(xp, W, f"{name}[{l - 1}] (W_{l})")
+        check_scale(xp, Ws, name)
+    return xp, Ws
+
+
+def check_scale(xp, Ws, name="Ws"):
+    r"""Refuse weights (or a chain's data, such as a gradient) so large that the chain's quantities overflow.
 
     The products, the loss, the gradients :math:`P_l^\top G S_l^\top` and the energy
     :math:`\langle G, \mathcal T_W G\rangle` grow like up to the fourth power of
     :math:`\prod_l\|W_l\|_F`.  That product (bounded by :math:`\prod_l \max|W_l|\sqrt{h_{l-1}h_l}`,
     over the whole batch, computed in logarithms so that the check cannot overflow) must
-    stay below the fourth root of the dtype's largest number: about 1e77 in float64, 1e9 in
+    stay below the fourth root of the dtype's largest number: about 1e77 in float64, 4e9 in
     float32.  A ValueError says so instead of a silent inf or NaN further on.
     """
     peaks = to_host(xp.stack([xp.max(xp.abs(W)) for W in Ws]))

@@ -171,7 +171,7 @@ def suffix_products(Ws):
 
 
 def _check_G(Ws, G, name):
-    """A finite matrix of the product's shape ``(..., n, m)``, small enough that
+    r"""A finite matrix of the product's shape ``(..., n, m)``, small enough that
     :math:`\langle G, \mathcal T_W G\rangle` cannot overflow (:func:`linflow._validate.check_scale`)."""
     if not hasattr(G, "shape"):
         raise TypeError(f"linflow: {name} must be an array of shape (..., n, m); got {type(G).__name__}.")
@@ -182,7 +182,7 @@ def _check_G(Ws, G, name):
         raise ValueError(
             f"linflow: {name} must have shape (..., {n}, {m}) to match the product; got {tuple(G.shape)}."
         )
-    check_scale(xp, (G,), name)
+    check_scale(xp, (*Ws, G), f"Ws with {name}")  # <G, T G> grows like (|G| prod |W_l|)^2
     return xp
 
 

@@ -181,7 +181,7 @@ def cases():
     add("linflow.backend.same_device", lambda: [Call(Y(), Y())])
 
     # --- the integrators
-    add(net + "gradient_flow", lambda: [Call(Ws(), squared(), 0.5, max_steps=2000),
+    add(net + "gradient_flow", lambda: [Call(Ws(), squared(), 0.5, max_steps=500),
                                         Call(Ws(), squared(), 0.5, method="midpoint", dt=0.05),
                                         Call(Ws(batch=(2,)), squared(), 0.3, rtol=1e-6, t_eval=[0.0, 0.1, 0.3],
                                              diagnostics=("lambda_min",), loss_tol=1e-3)], examples=25)
