@@ -140,7 +140,6 @@ NOT_FIXED = {
     "linflow.widgets.theory_explorers.lemma3_compute": _TODO + "raw error (TypeError)",
     "linflow.widgets.theory_explorers.lemma3_draw": _TODO + "raw error (KeyError)",
     "linflow.widgets.theory_explorers.lemma3_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.markdown_table": _TODO + "raw error (TypeError)",
     "linflow.widgets.theory_explorers.plot_loss_and_bounds": _TODO + "raw error (AttributeError)",
     "linflow.widgets.theory_explorers.three_layer_compute": _TODO + "raw error (TypeError)",
     "linflow.widgets.theory_explorers.three_layer_draw": _TODO + "raw error (KeyError)",

@@ -147,6 +147,11 @@ def markdown_table(header, rows):
             return f"{float(v):.4g}"
         return str(v)
 
+    if isinstance(header, (str, bytes)) or not isinstance(header, (list, tuple)) \
+            or not all(isinstance(h, str) for h in header):
+        raise TypeError(f"linflow: header must be a list of column names (strings); got {header!r}.")
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, (list, tuple)) for r in rows):
+        raise TypeError(f"linflow: rows must be a list of rows, each a list of cells; got {rows!r}"[:300] + ".")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
