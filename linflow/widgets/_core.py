@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import html
 import itertools
 import json
@@ -100,6 +101,23 @@ def check_figure(fig):
         raise TypeError(f"linflow: fig must be a matplotlib Figure (e.g. linflow.plots.figure()[0]); "
                         f"got {type(fig).__name__}.")
     return fig
+
+
+def draws(compute):
+    """Decorator of a ``draw(data, fig)``: ``data`` must be the dict that ``compute`` returns and
+    ``fig`` a matplotlib figure; anything else is a clear TypeError/ValueError, not a KeyError."""
+    def wrap(draw):
+        @functools.wraps(draw)
+        def checked(data, fig, *args, **kwargs):
+            if not isinstance(data, dict):
+                raise TypeError(f"linflow: data must be the dict that {compute} returns; got {type(data).__name__}.")
+            check_figure(fig)
+            try:
+                return draw(data, fig, *args, **kwargs)
+            except KeyError as exc:
+                raise ValueError(f"linflow: data has no entry {exc}; pass the dict that {compute} returns.") from None
+        return checked
+    return wrap
 
 
 def _same(a, b):

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ._core import check_figure
+from ._core import check_figure, draws
 
 __all__ = [
     "asymptotic_rate",
@@ -183,6 +183,7 @@ def two_layer_compute(lam=1.0, *, Y=((2.0, 0.0), (0.0, 0.5)), scale=0.3, t_end=6
     }
 
 
+@draws("two_layer_compute")
 def two_layer_draw(data, fig):
     """Draw :func:`two_layer_compute` output."""
     ax = _axes(fig)
@@ -230,6 +231,7 @@ def three_layer_compute(h=20, n=2, *, scheme="fan_out", t_end=None, seed=1):
     }
 
 
+@draws("three_layer_compute")
 def three_layer_draw(data, fig):
     """Draw :func:`three_layer_compute` output: loss vs bound, and lambda_min(T(t)) vs Delta*."""
     from ..plots import color, style
@@ -279,6 +281,7 @@ def depth_compute(L=4, eps=0.4, *, n=2, t_end=3.0, seed=0):
             "bound": _host(lf.bounds.loss_curve(t, _f(traj.loss[0]), a, loss.gamma)), "alpha": a}
 
 
+@draws("depth_compute")
 def depth_draw(data, fig):
     """Draw :func:`depth_compute` output."""
     ax = _axes(fig)
@@ -329,6 +332,7 @@ def classification_compute(std=1.0, *, h=6, t_end=100.0, seed=0):
             "bound": _host(lf.bounds.loss_curve(t, L0, alpha, loss.gamma, kind="inverse"))}
 
 
+@draws("classification_compute")
 def classification_draw(data, fig):
     """Draw :func:`classification_compute` output (log-log axes: O(1/t) is a slope -1)."""
     ax = _axes(fig)
@@ -365,6 +369,7 @@ def lemma3_compute(n=3, m=1, *, h=6, samples=200, seed=0):
             "violations_corrected": int(np.sum(corrected > exact + tol))}
 
 
+@draws("lemma3_compute")
 def lemma3_draw(data, fig):
     """Draw :func:`lemma3_compute` output."""
     from ..plots import color, style
