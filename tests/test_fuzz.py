@@ -117,10 +117,6 @@ KNOWN_FAILURES = {
 #: its entry goes as soon as the function is fixed.
 _TODO = "not fixed yet (issue #22): "
 NOT_FIXED = {
-    "linflow.plots.imbalance_drift": _TODO + "raw error (TypeError)",
-    "linflow.plots.loss_curves": _TODO + "raw error (IndexError)",
-    "linflow.plots.spectrum": _TODO + "raw error (TypeError)",
-    "linflow.plots.to_png": _TODO + "raw error (TypeError)",
     "linflow.widgets.Explorer": _TODO + "raw error (TypeError)",
     "linflow.widgets.depth_compute": _TODO + "raw error (TypeError)",
     "linflow.widgets.imbalance_compute": _TODO + "raw error (TypeError)",
@@ -133,7 +129,6 @@ NOT_FIXED = {
     "linflow.widgets.theory_explorers.depth_explorer": _TODO + "raw error (TypeError)",
     "linflow.widgets.theory_explorers.lemma3_compute": _TODO + "raw error (TypeError)",
     "linflow.widgets.theory_explorers.lemma3_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.plot_loss_and_bounds": _TODO + "raw error (AttributeError)",
     "linflow.widgets.theory_explorers.three_layer_compute": _TODO + "raw error (TypeError)",
     "linflow.widgets.theory_explorers.three_layer_explorer": _TODO + "raw error (TypeError)",
     "linflow.widgets.theory_explorers.two_layer_compute": _TODO + "raw error (UFuncTypeError)",

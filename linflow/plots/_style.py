@@ -89,6 +89,12 @@ def style():
 
 def to_png(fig, dpi=None):
     """PNG bytes of a figure (white face, tight)."""
+    if not isinstance(fig, Figure):
+        raise TypeError(f"linflow: fig must be a matplotlib Figure; got {type(fig).__name__}.")
+    if dpi is not None:
+        dpi = positive("dpi", dpi)
+        if not 10 <= dpi <= 2000:
+            raise ValueError(f"linflow: dpi must be between 10 and 2000; got {dpi!r}.")
     buf = io.BytesIO()
     with style():
         fig.savefig(buf, format="png", dpi=dpi or fig.dpi, facecolor="white")

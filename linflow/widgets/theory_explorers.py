@@ -116,12 +116,20 @@ def plot_loss_and_bounds(ax, t, loss, bounds, *, label="gradient flow", title=No
         Legend label -> bound curve, shape ``(S,)``.
     """
     from ..plots import color, style
+    from ..plots._plotters import _ax, _host as _numbers, _pair
 
+    if ax is None:
+        raise TypeError("linflow: ax must be matplotlib Axes; got None.")
+    ax = _ax(ax)
+    if not isinstance(bounds, dict):
+        raise TypeError(f"linflow: bounds must be a dict label -> bound curve; got {type(bounds).__name__}.")
+    t = _numbers(t, "t")
     with style():
-        ax.plot(_host(t), np.maximum(_host(loss), 1e-300), color=color(0), lw=2.2, label=label)
+        ax.plot(*_pair(t, np.maximum(_numbers(loss, "loss"), 1e-300), "loss"), color=color(0), lw=2.2,
+                label=label)
         for i, (name, curve) in enumerate(bounds.items()):
-            ax.plot(_host(t), np.maximum(_host(curve), 1e-300), "--", color=color(i + 1), lw=1.5,
-                    label=name)
+            ax.plot(*_pair(t, np.maximum(_numbers(curve, f"bounds[{name!r}]"), 1e-300), f"bounds[{name!r}]"),
+                    "--", color=color(i + 1), lw=1.5, label=name)
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(r"$\mathcal{L}(t)-\mathcal{L}^*$")
