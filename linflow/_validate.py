@@ -6,12 +6,16 @@ import numbers
 
 import numpy as np
 
-from .backend import namespace
+from .backend import namespace, to_numpy
 
 __all__ = [
     "check_weights",
     "check_matrix",
     "check_finite",
+    "check_scale",
+    "check_loss",
+    "check_power",
+    "real_array",
     "float_dtype",
     "real",
     "positive",
@@ -115,6 +119,11 @@ def seed(value, name="seed"):
         ) from None
 
 
+def to_host(a):
+    """A NumPy copy of one array (one host transfer)."""
+    return np.asarray(to_numpy(a))
+
+
 def _shape(a):
     return tuple(a.shape)
 
@@ -150,6 +159,12 @@ def check_weights(Ws, *, finite=True, min_layers=1, name="Ws"):
     Ws = tuple(Ws)
     if len(Ws) < min_layers:
         raise ValueError(f"linflow: {name} needs at least {min_layers} layers; got {len(Ws)}.")
+    for l, W in enumerate(Ws, 1):
+        if not (hasattr(W, "shape") and hasattr(W, "dtype") and hasattr(W, "ndim")):
+            raise TypeError(
+                f"linflow: {name}[{l - 1}] (W_{l}) must be an array (NumPy, CuPy or another array API "
+                f"library); got {type(W).__name__}."
+            )
     xp = namespace(*Ws)
     for l, W in enumerate(Ws, 1):
         if W.ndim < 2:
@@ -189,7 +204,38 @@ def check_weights(Ws, *, finite=True, min_layers=1, name="Ws"):
     if finite:
         for l, W in enumerate(Ws, 1):
             check_finite(xp, W, f"{name}[{l - 1}] (W_{l})")
+        check_scale(xp, Ws, name)
     return xp, Ws
+
+
+def check_scale(xp, Ws, name="Ws"):
+    r"""Refuse weights (or a chain with its gradient) so large that the chain's quantities overflow.
+
+    The product, the Grams :math:`P_lP_l^\top`, :math:`S_l^\top S_l`, the loss and
+    :math:`\mathcal T_W` grow like the square of :math:`\prod_l\|W_l\|_F` (and the energy
+    :math:`\langle G, \mathcal T_W G\rangle` like the square of :math:`\|G\|_F\prod_l\|W_l\|_F`,
+    checked by passing ``G`` along).  That product (the largest of the batch, each norm
+    computed scaled so that the check itself cannot overflow) must stay below the square
+    root of the dtype's largest number over 16: about 8e152 in float64, 1e18 in float32.
+    A ValueError says so instead of a silent inf or NaN further on.
+    """
+    parts = []
+    for W in Ws:
+        peak = xp.max(xp.abs(W))
+        safe = xp.where(peak > 0, peak, xp.ones_like(peak))
+        parts += [peak, xp.max(xp.sqrt(xp.sum((W / safe) ** 2, axis=(-2, -1))))]
+    host = to_host(xp.stack(parts)).astype(np.float64).reshape(-1, 2)
+    if np.any(host[:, 0] == 0):
+        return
+    log_bound = float(np.sum(np.log(host[:, 0]) + np.log(host[:, 1])))
+    limit = 0.5 * math.log(float(xp.finfo(Ws[0].dtype).max)) - math.log(16.0)
+    if log_bound > limit:
+        raise ValueError(
+            f"linflow: {name} too large for {Ws[0].dtype}: the product of the norms of its matrices is about "
+            f"1e{log_bound / math.log(10):.0f}, beyond 1e{limit / math.log(10):.0f} (the square root of the "
+            "largest number of that dtype, over 16), where the products, Grams and losses overflow. "
+            "Rescale the weights (or use float64)."
+        )
 
 
 def check_matrix(a, name, *, ndim=2, finite=True, xp=None):
@@ -207,3 +253,47 @@ def check_matrix(a, name, *, ndim=2, finite=True, xp=None):
     if finite:
         check_finite(xp, a, name)
     return a
+
+
+def check_loss(loss, name="loss"):
+    """A linflow loss object (an instance of :class:`linflow.losses.Loss`); else a TypeError."""
+    from .losses import Loss
+
+    if not isinstance(loss, Loss):
+        raise TypeError(
+            f"linflow: {name} must be a linflow loss (linflow.losses.Squared, Regression, Exponential, "
+            f"Logistic); got {type(loss).__name__}."
+        )
+    return loss
+
+
+def real_array(a, name, ndim=1):
+    """``a`` as a finite real floating array with at least ``ndim`` axes (and no empty axis if ``ndim``).
+
+    NumPy integer arrays, Python numbers and nested lists become float64 NumPy arrays.
+    """
+    if isinstance(a, (str, bytes)) or a is None:
+        raise TypeError(f"linflow: {name} must be an array of real numbers; got {type(a).__name__} {a!r}.")
+    if not hasattr(a, "shape") or (isinstance(a, np.ndarray) and a.dtype.kind in "iub"):
+        try:
+            a = np.asarray(a, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"linflow: {name} must be an array of real numbers; got {a!r}.") from None
+    if a.ndim < ndim:
+        raise ValueError(f"linflow: {name} needs at least {ndim} dimensions; got shape {tuple(a.shape)}.")
+    if ndim:
+        return check_matrix(a, name, ndim=ndim)
+    xp = namespace(a)
+    float_dtype(xp, a, name)
+    check_finite(xp, a, name)
+    return a
+
+
+def check_power(a, name, power):
+    """Refuse entries so large that their ``power``-th power overflows the dtype."""
+    xp = namespace(a)
+    peak = float(to_host(xp.max(xp.abs(a)))) if a.size else 0.0
+    limit = float(xp.finfo(a.dtype).max) ** (1.0 / power) / 4
+    if peak > limit:
+        raise ValueError(f"linflow: {name} has entries up to {peak:.3g}; their power {power} overflows "
+                         f"{a.dtype} (entries must stay below {limit:.3g}).")

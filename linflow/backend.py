@@ -172,7 +172,10 @@ def namespace(*arrays):
 
 
 def same_device(*arrays):
-    """Return the common device of ``arrays``; raise ValueError if they differ."""
+    """Return the common device of ``arrays``; raise ValueError if they differ (TypeError for non-arrays)."""
+    for a in arrays:
+        if not array_api_compat.is_array_api_obj(a):
+            raise TypeError(f"linflow: same_device takes arrays; got {type(a).__name__}.")
     devices = [array_api_compat.device(a) for a in arrays]
     for d in devices[1:]:
         if not d == devices[0]:  # devices are compared with ==, never hashed
@@ -189,7 +192,23 @@ def asarray(x, *, like=None, dtype=None):
     With ``like`` (an array), the result takes its namespace, device and dtype;
     otherwise the default backend's.  This is the one way host-generated random
     weights reach a device.
+
+    Raises
+    ------
+    TypeError
+        ``x`` holds something other than numbers (None, strings, objects), ``like`` is not
+        an array, or ``dtype`` is not a dtype of the backend.
     """
+    if not array_api_compat.is_array_api_obj(x) or isinstance(x, np.ndarray):
+        try:
+            kind = np.asarray(x).dtype.kind
+        except (TypeError, ValueError):
+            kind = "O"
+        if kind not in "biuf":
+            raise TypeError(f"linflow: asarray takes numbers (an array, a number or nested lists of numbers); "
+                            f"got {type(x).__name__} {x!r}"[:300] + ".")
+    if like is not None and not array_api_compat.is_array_api_obj(like):
+        raise TypeError(f"linflow: like must be an array; got {type(like).__name__}.")
     if like is not None:
         xp = namespace(like)
         device = array_api_compat.device(like)
@@ -198,7 +217,11 @@ def asarray(x, *, like=None, dtype=None):
         b = get_backend()
         xp, device = b.xp, b.device
         dtype = b.dtype if dtype is None else dtype
-    return _put(x, xp, device, dtype)
+    try:
+        return _put(x, xp, device, dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"linflow: asarray cannot make an array of dtype {dtype!r} from {type(x).__name__} "
+                        f"({exc}).") from None
 
 
 def _put(x, xp, device, dtype):

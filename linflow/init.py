@@ -26,7 +26,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import check_matrix, integer, real, seed as _check_seed, widths as _widths
+from ._validate import check_matrix, integer, nonnegative, real, real_array, seed as _check_seed, widths as _widths
 from .backend import asarray, namespace, to_numpy
 
 __all__ = [
@@ -67,15 +67,35 @@ def _dims(dims, *, min_layers=1, name="dims"):
         )
     if any(d < 1 for d in dims):
         raise ValueError(f"linflow: every width in {name} must be a positive integer; got {dims}.")
-    return dims
+    return _not_huge(name, dims)
+
+
+#: the largest width (or batch axis) accepted: beyond it no weight matrix could be allocated
+MAX_WIDTH = 2**31
+
+
+def _not_huge(name, values):
+    if any(v > MAX_WIDTH for v in values):
+        raise ValueError(f"linflow: every entry of {name} must be at most 2**31 (an allocatable size); "
+                         f"got {tuple(values)}.")
+    return values
+
+
+def _scale(scale):
+    """The entry scale of random weights: finite, >= 0, and at most 1e100 (so that squares fit float64)."""
+    scale = nonnegative("scale", scale)
+    if scale > 1e100:
+        raise ValueError(f"linflow: scale must be at most 1e100 (the weights' squares must fit float64); "
+                         f"got {scale!r}.")
+    return scale
 
 
 def _batch(batch):
     if batch is None:
         return ()
     if isinstance(batch, numbers.Integral) or not hasattr(batch, "__iter__"):
-        return (integer("batch", batch, minimum=0),)
-    return _widths("batch", batch, minimum=0)
+        return _not_huge("batch", (integer("batch", batch, minimum=0),))
+    return _not_huge("batch", _widths("batch", batch, minimum=0))
 
 
 def _move(Ws_host, like=None):
@@ -234,11 +254,11 @@ def balanced(dims, *, product=None, batch=(), seed=0, scale=1.0):
     rng = _rng(seed)
     like = None
     if product is None:
-        W = rng.standard_normal(_batch(batch) + (n, m)) * float(scale)
+        W = rng.standard_normal(_batch(batch) + (n, m)) * _scale(scale)
     else:
         if hasattr(product, "shape") and not isinstance(product, np.ndarray):
             like = product
-        W = np.asarray(to_numpy(product), dtype=np.float64)
+        W = np.asarray(to_numpy(check_matrix(product, "product")), dtype=np.float64)
         if W.ndim < 2 or tuple(W.shape[-2:]) != (n, m):
             raise ValueError(
                 f"linflow: product must have shape (..., {n}, {m}) to match dims={dims}; "
@@ -295,6 +315,7 @@ def lambda_balanced(dims, lam, *, batch=(), seed=0, scale=1.0):
         )
     n, h, m = dims
     lam = real("lam", lam)
+    scale = _scale(scale)
     batch = _batch(batch)
     rng = _rng(seed)
     if lam > 0 and h > n:
@@ -354,11 +375,11 @@ def spectral(Y, sigmas, *, widths=None, seed=0):
     tuple of L arrays in the namespace of ``Y`` (on its device).
     """
     like = Y if (hasattr(Y, "shape") and not isinstance(Y, np.ndarray)) else None
-    Yh = np.asarray(to_numpy(Y), dtype=np.float64)
+    Yh = np.asarray(to_numpy(check_matrix(Y, "Y")), dtype=np.float64)
     if Yh.ndim != 2:
         raise ValueError(f"linflow: spectral needs one target Y of shape (n, m); got {Yh.shape}.")
     n, m = Yh.shape
-    S = np.asarray(to_numpy(sigmas), dtype=np.float64)
+    S = np.asarray(to_numpy(real_array(sigmas, "sigmas", ndim=0)), dtype=np.float64)
     if S.ndim < 2 or not (1 <= S.shape[-1] <= n):
         raise ValueError(
             f"linflow: sigmas must have shape (..., L, k) with 1 <= k <= n = {n}; got {S.shape}."
@@ -367,7 +388,7 @@ def spectral(Y, sigmas, *, widths=None, seed=0):
     batch = S.shape[:-2]
     if k < n:
         S = np.concatenate([S, np.zeros(batch + (L, n - k))], axis=-1)
-    widths = (n,) * (L - 1) if widths is None else _widths("widths", widths)
+    widths = (n,) * (L - 1) if widths is None else _not_huge("widths", _widths("widths", widths))
     if len(widths) != L - 1:
         raise ValueError(f"linflow: widths must list L-1 = {L - 1} hidden widths; got {widths}.")
     if any(h < n for h in widths):
@@ -447,8 +468,11 @@ def unimodal(dims, l_star, D, *, batch=(), seed=0, scale=1.0):
             D = [Dn]
         else:
             D = list(Dn)
-    else:
+    elif isinstance(D, (list, tuple)):
         D = list(D)
+    else:
+        raise TypeError(f"linflow: D must be a number, a sequence of L-1 = {L - 1} numbers or matrices, or an "
+                        f"array; got {type(D).__name__} {D!r}.")
     if len(D) != L - 1:
         raise ValueError(
             f"linflow: D must give L-1 = {L - 1} imbalances (one per hidden layer); got {len(D)}."
@@ -457,7 +481,7 @@ def unimodal(dims, l_star, D, *, batch=(), seed=0, scale=1.0):
     Dh = []
     for l, d in enumerate(D, 1):
         h = dims[l]
-        a = np.asarray(to_numpy(d), dtype=np.float64)
+        a = np.asarray(to_numpy(real_array(d, f"D_{l}", ndim=0)), dtype=np.float64)
         if a.ndim == 0:
             a = float(a) * np.eye(h)
         if a.ndim < 2 or a.shape[-2:] != (h, h):
@@ -493,7 +517,7 @@ def unimodal(dims, l_star, D, *, batch=(), seed=0, scale=1.0):
     rng = _rng(seed)
     Ws = [None] * (L + 1)  # 1-based
     hin = dims[l_star - 1]
-    Ws[l_star] = rng.standard_normal(batch + (hin, dims[l_star])) * (float(scale) / np.sqrt(hin))
+    Ws[l_star] = rng.standard_normal(batch + (hin, dims[l_star])) * (_scale(scale) / np.sqrt(hin))
     for l in range(l_star - 1, 0, -1):
         M = Dh[l - 1] + Ws[l + 1] @ _mT(Ws[l + 1])
         Ws[l] = _psd_factor(M, dims[l - 1], rng, side="left", tol=1e-11,

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ._validate import check_matrix
+from ._validate import check_matrix, check_power, positive
 from .backend import namespace, to_numpy
 
 __all__ = ["Loss", "Squared", "Regression", "Exponential", "Logistic"]
@@ -219,6 +219,8 @@ class Regression(Loss):
                 f"linflow: X and Y must have the same number of rows N; got X {tuple(X.shape)} "
                 f"and Y {tuple(Y.shape)}."
             )
+        check_power(X, "X", 4)  # X^T X and the loss's squares must fit the dtype
+        check_power(Y, "Y", 4)
         super().__init__(X, Y)
         self.X, self.Y = X, Y
         xp = self.xp
@@ -233,7 +235,7 @@ class Regression(Loss):
             self.mu = float(s[-1] ** 2)
             self.K = float(s[0] ** 2)
             self.gamma = 2.0 * self.mu
-            Wstar = np.linalg.solve(Xh.T @ Xh, Xh.T @ Yh)
+            Wstar = np.linalg.lstsq(Xh, Yh, rcond=None)[0]
             self.f_star = 0.5 * float(np.sum((Yh - Xh @ Wstar) ** 2))
         elif rank == N:  # full row rank, under-determined
             self.assumption = "A1"
@@ -245,6 +247,11 @@ class Regression(Loss):
             raise ValueError(
                 f"linflow: Regression needs X of full column rank or full row rank; X has shape "
                 f"{tuple(X.shape)} and numerical rank {rank}."
+            )
+        if not (self.gamma > 0 and np.all(np.isfinite(Wstar))):
+            raise ValueError(
+                f"linflow: Regression's constants underflow: the smallest singular value of X, {s[-1]:.3g}, "
+                "squares to 0 in float64; rescale X."
             )
         self.minimizer = xp.asarray(Wstar.astype(to_numpy(X).dtype), device=_dev(X))
 
@@ -267,6 +274,10 @@ def _max_margin(Xh, yh):
 
     A = yh[:, None] * Xh
     n = Xh.shape[1]
+    peak = float(np.max(np.abs(A))) if A.size else 0.0
+    if peak == 0:
+        return 0.0, np.zeros(n)
+    A = A / peak  # the margin scales with the data: solve at unit scale (no overflow for tiny or huge X)
     z0 = np.linalg.lstsq(A, np.ones(len(yh)), rcond=None)[0]
     res = minimize(
         lambda w: 0.5 * w @ w,
@@ -281,7 +292,7 @@ def _max_margin(Xh, yh):
     if norm == 0 or not np.all(np.isfinite(w)):
         return 0.0, np.zeros(n)
     z = w / norm
-    return float(np.min(A @ z)), z
+    return float(np.min(A @ z)) * peak, z
 
 
 class _Classification(Loss):
@@ -289,6 +300,8 @@ class _Classification(Loss):
 
     def __init__(self, X, y, margin=None):
         check_matrix(X, "X")
+        if hasattr(y, "dtype") and not namespace(y).isdtype(y.dtype, ("integral", "real floating")):
+            raise TypeError(f"linflow: labels y must be numbers -1 or +1; got an array of dtype {y.dtype}.")
         if not hasattr(y, "shape") or y.ndim != 1 or y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"linflow: y must be a vector of N = {X.shape[0]} labels in {{-1, +1}}; "
@@ -310,6 +323,17 @@ class _Classification(Loss):
         if margin is None:
             margin, z = _max_margin(to_numpy(X).astype(np.float64), yh)
             self.direction = xp.asarray(z.astype(to_numpy(X).dtype), device=_dev(X))
+        else:
+            margin = positive("margin", margin)
+            # y_i x_i^T z <= |x_i| for a unit z: no data have a margin above min_i |x_i|
+            Xh = to_numpy(X).astype(np.float64)
+            peak = float(np.max(np.abs(Xh)))
+            ceiling = float(np.min(np.linalg.norm(Xh / peak, axis=1))) * peak if peak else 0.0
+            if margin > ceiling * (1 + 1e-12):
+                raise ValueError(
+                    f"linflow: margin = {margin:.6g} is larger than these data can have (at most "
+                    f"min_i |x_i| = {ceiling:.6g}); omit margin to compute it."
+                )
         if not margin > 0:
             raise ValueError(
                 "linflow: the data are not linearly separable (margin <= 0); the exponential "

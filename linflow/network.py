@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_matrix, check_weights
+from ._validate import check_loss, check_matrix, check_scale, check_weights
 from .backend import namespace
 
 __all__ = [
@@ -170,6 +170,22 @@ def suffix_products(Ws):
     return tuple(reversed(S))
 
 
+def _check_G(Ws, G, name):
+    r"""A finite matrix of the product's shape ``(..., n, m)``, small enough that
+    :math:`\langle G, \mathcal T_W G\rangle` cannot overflow (:func:`linflow._validate.check_scale`)."""
+    if not hasattr(G, "shape"):
+        raise TypeError(f"linflow: {name} must be an array of shape (..., n, m); got {type(G).__name__}.")
+    xp = namespace(*Ws, G)
+    check_matrix(G, name, xp=xp)
+    n, m = Ws[0].shape[-2], Ws[-1].shape[-1]
+    if tuple(G.shape[-2:]) != (n, m):
+        raise ValueError(
+            f"linflow: {name} must have shape (..., {n}, {m}) to match the product; got {tuple(G.shape)}."
+        )
+    check_scale(xp, (*Ws, G), f"Ws with {name}")  # <G, T G> grows like (|G| prod |W_l|)^2
+    return xp
+
+
 def layer_gradients(Ws, G):
     r"""Gradients :math:`\nabla_{W_l}\mathcal L = P_l^\top G S_l^\top` of all layers (eq. D.1).
 
@@ -188,13 +204,7 @@ def layer_gradients(Ws, G):
     tuple of arrays, shaped like ``Ws``.
     """
     xp, Ws = check_weights(Ws)
-    xp = namespace(*Ws, G)
-    check_matrix(G, "G", xp=xp)
-    n, m = Ws[0].shape[-2], Ws[-1].shape[-1]
-    if tuple(G.shape[-2:]) != (n, m):
-        raise ValueError(
-            f"linflow: G must have shape (..., {n}, {m}) to match the product; got {tuple(G.shape)}."
-        )
+    xp = _check_G(Ws, G, "G")
     cum = _cumulative(xp, Ws[:-1]) if len(Ws) > 1 else []
     return _backward(xp, Ws, cum + [None], G)
 
@@ -208,7 +218,7 @@ def value_and_gradients(Ws, loss):
     grads : tuple of arrays shaped like ``Ws``
     """
     xp, Ws = check_weights(Ws)
-    loss.check(Ws)
+    check_loss(loss).check(Ws)
     value, grads, _ = _value_and_grads(xp, Ws, loss)
     return value, grads
 
@@ -267,10 +277,7 @@ def T_apply(Ws, E):
     E : array, shape ``(..., n, m)``
     """
     xp, Ws = check_weights(Ws)
-    xp = namespace(*Ws, E)
-    n, m = Ws[0].shape[-2], Ws[-1].shape[-1]
-    if tuple(E.shape[-2:]) != (n, m):
-        raise ValueError(f"linflow: E must have shape (..., {n}, {m}); got {tuple(E.shape)}.")
+    xp = _check_G(Ws, E, "E")
     left, right = _grams(xp, Ws)
     out = 0
     for A, B in zip(left, right):

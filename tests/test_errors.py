@@ -363,3 +363,83 @@ def test_saved_without_the_driver_count(problem):
         traj = lf.gradient_flow(Ws, loss, 50.0, max_steps=6, throw=False)
     bare = dataclasses.replace(traj, stats={k: v for k, v in traj.stats.items() if k != "saves"})
     np.testing.assert_array_equal(bare.saved, traj.saved)
+
+
+# --- issue #22: the raw errors and silent NaN the auditor's fuzz found, each a clear error now ------------
+
+
+def test_float32_default_rtol_fits_the_precision(problem):
+    """rtol=None is 1e-8 in float64 and 100 eps (1.19e-5) in float32: no round-off chase, fewer steps."""
+    import warnings
+
+    from linflow.flow.api import default_rtol
+
+    Ws, _ = problem
+    assert default_rtol(np.float64) == 1e-8
+    assert default_rtol(np.float32) == pytest.approx(100 * np.finfo(np.float32).eps)
+    W32 = tuple(W.astype(np.float32) for W in Ws)
+    loss32 = lf.losses.Squared(np.ones((3, 2), dtype=np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default never warns
+        default = lf.gradient_flow(W32, loss32, 20.0)
+    with pytest.warns(RuntimeWarning, match="below 10 machine epsilons"):
+        tight = lf.gradient_flow(W32, loss32, 20.0, rtol=1e-8)
+    assert int(default.stats["steps"].sum()) < int(tight.stats["steps"].sum())
+    # the same final loss to float32 accuracy of the gap
+    assert float(default.loss[-1]) == pytest.approx(float(tight.loss[-1]), rel=1e-3, abs=1e-6)
+    # float64: rtol=None is exactly rtol=1e-8
+    loss = lf.losses.Squared(np.ones((3, 2)))
+    a, b = lf.gradient_flow(Ws, loss, 2.0), lf.gradient_flow(Ws, loss, 2.0, rtol=1e-8)
+    assert np.array_equal(a.loss, b.loss)
+
+
+def test_issue22_named_inputs_get_clear_errors(rng, problem):
+    Ws, loss = problem
+    with pytest.raises(ValueError, match="ws contains non-finite"):
+        lf.bounds.scalar_ideal(np.array([0.5, np.nan, 1.0]))
+    with pytest.raises(ValueError, match="iters must be at most"):
+        lf.bounds.scalar_ideal(np.array([0.5, 1.0]), iters=10**9)
+    with pytest.raises(ValueError, match=r"delta >= 0"):
+        lf.bounds.printed.figure1_bound(np.arange(3), 0.1, -0.5, 1.0, 2.0)
+    with pytest.raises(ValueError, match="alpha contains non-finite"):
+        lf.bounds.loss_curve(np.linspace(0, 1, 3), 1.0, np.nan, 1.0)
+    with pytest.raises(ValueError, match="scale must be non-negative and finite"):
+        lf.init.balanced((3, 4, 2), scale=np.nan)
+    with pytest.raises(TypeError, match="scale must be a number"):
+        lf.init.unimodal((3, 2, 2, 1), 3, [0.5, 0.4], scale=None)
+    with pytest.raises(TypeError, match=r"D must be a number"):
+        lf.init.unimodal((3, 2, 2, 1), 3, None)
+    with pytest.raises(TypeError, match="loss must be a linflow loss"):
+        lf.value_and_gradients(Ws, None)
+    with pytest.raises(TypeError, match=r"Ws\[1\] \(W_2\) must be an array"):
+        lf.product((Ws[0], None))
+    with pytest.raises(ValueError, match="too large for float64"):
+        lf.lambda_min(tuple(W * 1e200 for W in Ws))
+    X = rng.normal(size=(6, 3))
+    y = np.sign(X @ np.ones(3) + 0.1)
+    with pytest.raises(TypeError, match="labels y must be numbers"):
+        lf.losses.Exponential(X, np.where(y > 0, "a", "b"))
+    for bad in (np.nan, np.inf, -1.0):
+        with pytest.raises(ValueError, match="margin must be positive and finite"):
+            lf.losses.Exponential(X, y, margin=bad)
+    with pytest.raises(ValueError, match="margin = 100 is larger than these data can have"):
+        lf.losses.Logistic(X, y, margin=100.0)
+    with pytest.raises(ValueError, match="tol must be non-negative"):
+        lf.bounds.unimodal_index(Ws, tol=-1.0)
+    with pytest.raises(ValueError, match="n_steps must be at most"):
+        lf.gradient_descent(Ws, loss, 0.1, 1e200)
+    with pytest.raises(TypeError, match="diagnostics must be"):
+        lf.gradient_flow(Ws, loss, 1.0, diagnostics=None)
+    with pytest.raises(ValueError, match="rtol must be positive"):
+        lf.flow.Dopri5(rtol=np.nan)
+    with pytest.raises(TypeError, match="asarray takes numbers"):
+        lf.asarray(None)
+
+
+def test_scale_check_admits_what_fits():
+    """check_scale refuses only what would overflow: a float64 chain with norms' product 4e69 runs."""
+    Ws = (np.full((2, 2), 1e35), np.full((2, 2), 1e34))  # product of norms ~ 4e69
+    assert np.isfinite(lf.product(Ws)).all()
+    lf.singular_values(Ws)
+    with pytest.raises(ValueError, match="too large for float32"):
+        lf.singular_values(tuple(W.astype(np.float32) * 1e-20 for W in Ws))  # ~4e29 > 1e18, the float32 limit

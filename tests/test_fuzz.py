@@ -1,4 +1,11 @@
-"""Property-based fuzzing of the public API (issue #16): no raw library error, no silent NaN.
+"""Property-based fuzzing of the public API (issues #16, #22): no raw library error, no silent NaN, no hang.
+
+The first part (:func:`test_every_public_callable_has_a_case`, :func:`test_api_fuzz`) covers
+every public callable of every public module, enumerated from the modules' ``__all__``,
+with the valid calls and the bad values of ``tests/fuzz_cases.py``: each fuzzed call ends
+in a finite result, a clear linflow error, or fails the test as a raw error, a silent
+non-finite result or a hang (a call still running after ``HANG_S`` seconds).  Run with
+``-s`` to see the counts.  The later tests go deeper into a few functions.
 
 Every call on valid or invalid input either returns finite results (a bound may be
 ``-inf`` or ``+inf`` where its docstring says so, and a trajectory's entries after
@@ -25,6 +32,8 @@ from hypothesis import strategies as st  # noqa: E402
 import linflow as lf  # noqa: E402
 from linflow import bounds as B  # noqa: E402
 from linflow import closed_form as cf  # noqa: E402
+
+from fuzz_cases import EXCLUDED, INTERNAL_MODULES, bad_values, cases, public_callables  # noqa: E402
 
 FUZZ = settings(max_examples=int(os.environ.get("LINFLOW_FUZZ_EXAMPLES", 60)), deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -75,6 +84,227 @@ def no_nan(out, what, allow_inf=True):
         assert not np.any(np.isnan(a)), f"{what}: silent NaN in {a!r}"
         if not allow_inf:
             assert np.all(np.isfinite(a)), f"{what}: non-finite value in {a!r}"
+
+
+# --- the whole API ------------------------------------------------------------------------
+
+PUBLIC = public_callables()
+CASES = cases()
+#: CPU seconds a single call may use before it counts as a hang (the slowest valid call takes
+#: about 1 s), and the wall-clock seconds (a call that blocks), on a loaded machine too
+HANG_S = 10
+HANG_WALL_S = 120
+#: fuzz examples per function unless its case says otherwise
+EXAMPLES = int(os.environ.get("LINFLOW_FUZZ_API_EXAMPLES", 30))
+
+#: KNOWN FAILURES in modules owned by other branches, fixed there: remove after merging.
+#: Each entry makes that function's fuzz an ``xfail(strict=True)``: it fails the suite as
+#: soon as the function passes, so that the entry is removed.
+_CLOSED = "fixed on branch closed (issue #22 items 1-3: closed_form validation, hangs, tol=)"
+_SWEEP = "fixed on branch sweep (issue #22 items 4-6: linflow.sweep becomes a package)"
+KNOWN_FAILURES = {
+    **{f"linflow.closed_form.{n}": _CLOSED for n in (
+        "aligned_balanced", "deep_balanced", "deep_balanced_modes", "deep_balanced_time", "lambda_balanced",
+        "riccati", "saxe", "saxe_learning_time", "saxe_modes", "scalar_deep", "scalar_two_layer",
+        "scalar_two_layer_time")},
+    **{f"linflow.sweep.{n}": _SWEEP for n in (
+        "batch_size", "bytes_per_trajectory", "grid", "read_rows", "run", "summarize", "write_csv", "write_json")},
+    "linflow.distributed.sweep_time": _SWEEP,
+}
+
+#: NOT FIXED YET in this project's presentation layer (plots and widgets): raw errors the fuzz
+#: still finds there, listed so that they stay visible; each is an ``xfail(strict=True)`` and
+#: its entry goes as soon as the function is fixed.
+_TODO = "not fixed yet (issue #22): "
+NOT_FIXED = {
+    "linflow.widgets.Explorer": _TODO + "raw error (TypeError)",
+    "linflow.widgets.depth_compute": _TODO + "raw error (TypeError)",
+    "linflow.widgets.imbalance_compute": _TODO + "raw error (TypeError)",
+    "linflow.widgets.pl_compute": _TODO + "raw error (TypeError)",
+    "linflow.widgets.preconditioner_compute": _TODO + "raw error (TypeError)",
+    "linflow.widgets.theory_explorers.asymptotic_rate": _TODO + "silent non finite (NaN in array(nan))",
+    "linflow.widgets.theory_explorers.classification_compute": _TODO + "raw error (ValueError)",
+    "linflow.widgets.theory_explorers.classification_explorer": _TODO + "raw error (TypeError)",
+    "linflow.widgets.theory_explorers.depth_compute": _TODO + "raw error (UFuncTypeError)",
+    "linflow.widgets.theory_explorers.depth_explorer": _TODO + "raw error (TypeError)",
+    "linflow.widgets.theory_explorers.lemma3_compute": _TODO + "raw error (TypeError)",
+    "linflow.widgets.theory_explorers.lemma3_explorer": _TODO + "raw error (TypeError)",
+    "linflow.widgets.theory_explorers.three_layer_compute": _TODO + "raw error (TypeError)",
+    "linflow.widgets.theory_explorers.three_layer_explorer": _TODO + "raw error (TypeError)",
+    "linflow.widgets.theory_explorers.two_layer_compute": _TODO + "raw error (UFuncTypeError)",
+    "linflow.widgets.theory_explorers.two_layer_explorer": _TODO + "raw error (TypeError)",
+    "linflow.widgets.width_compute": _TODO + "raw error (TypeError)",
+}
+
+def _counts():
+    return dict(calls=0, results=0, clear_errors=0, raw_errors=0, silent_non_finite=0, hangs=0, propagated=0)
+
+
+#: tallies of the gated functions, and of those in KNOWN_FAILURES / NOT_FIXED (xfail)
+TALLIES = {"gated": _counts(), "xfail": _counts()}
+COUNTS = TALLIES["gated"]
+TALLY = dict(result="results", clear_error="clear_errors", raw_error="raw_errors",
+             silent_non_finite="silent_non_finite", hang="hangs")
+
+
+class Hang(BaseException):
+    """A fuzzed call ran past HANG_S (BaseException: no ``except Exception`` in linflow swallows it)."""
+
+
+def _alarm(signum, frame):
+    raise Hang()
+
+
+def _clear(exc):
+    """linflow's clear error: a ValueError/TypeError/RuntimeError/FloatingPointError, or one of linflow's
+    classes, whose message starts with ``linflow`` (and so names what was expected and what came)."""
+    kinds = (ValueError, TypeError, RuntimeError, FloatingPointError, Warning)
+    return isinstance(exc, kinds) and str(exc).startswith("linflow")
+
+
+def _non_finite(out, inf_ok):
+    """A description of the first NaN (or inf unless ``inf_ok``) in ``out``, or None."""
+    if out is None or isinstance(out, (bool, int, str, bytes, np.bool_)):
+        return None
+    if isinstance(out, lf.Trajectory):
+        saved = out.saved
+        loss = np.asarray(lf.to_numpy(out.loss), dtype=np.float64)
+        if not np.all(np.isfinite(loss[saved])):
+            return "non-finite loss at a reached save point"
+        if not np.all(np.isnan(loss[~saved])):
+            return "values after t_final are not marked NaN"
+        div = np.asarray(out.status) == lf.Status.DIVERGED
+        for W in out.weights:
+            if not np.all(np.isfinite(np.asarray(lf.to_numpy(W), dtype=np.float64)[~div])):
+                return "non-finite final weights of a run that did not diverge"
+        return None
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        for v in out:
+            bad = _non_finite(v, inf_ok)
+            if bad:
+                return bad
+        return None
+    if isinstance(out, (float, np.floating)) or (isinstance(out, np.ndarray) and out.dtype.kind in "fc"):
+        a = np.asarray(out)
+        if np.any(np.isnan(a)):
+            return f"NaN in {a!r}"[:300]
+        if not inf_ok and not np.all(np.isfinite(a)):
+            return f"inf in {a!r}"[:300]
+    return None
+
+
+def fuzz_call(fn, args, kwargs, *, finite_in, inf_ok=False, propagates=False):
+    """Run one fuzzed call under the hang guard; return ``(outcome, detail)``.
+
+    outcome: "result", "clear_error", "raw_error", "silent_non_finite" or "hang".
+    ``propagates`` (the pure matrix algebra, documented so): NaN/inf in the input, or an
+    overflow of IEEE arithmetic from huge input, come out as NaN/inf with NumPy's own
+    warning; such a call is a result, counted under ``propagated``.
+    """
+    import matplotlib.pyplot as plt
+    import signal
+
+    COUNTS["calls"] += 1
+    previous = signal.signal(signal.SIGALRM, _alarm), signal.signal(signal.SIGPROF, _alarm)
+    signal.setitimer(signal.ITIMER_PROF, HANG_S)  # CPU time: a busy loop, however loaded the machine
+    signal.setitimer(signal.ITIMER_REAL, HANG_WALL_S)  # wall time: a call that waits forever
+    try:
+        with warnings.catch_warnings():
+            # NumPy's overflow and invalid-value warnings are raw errors, except where documented
+            warnings.simplefilter("ignore" if propagates == "yes" else "error", RuntimeWarning)
+            out = fn(*args, **kwargs)
+            bad = _non_finite(out, inf_ok or not finite_in)
+            if bad and propagates == "yes":
+                COUNTS["propagated"] += 1
+            elif bad and (finite_in or not propagates):
+                return "silent_non_finite", bad
+        return "result", None
+    except Hang:
+        return "hang", f"still running after {HANG_S} s of CPU time (or {HANG_WALL_S} s of wall time)"
+    except Exception as exc:  # noqa: BLE001 - the property under test
+        if _clear(exc):
+            return "clear_error", str(exc)
+        return "raw_error", f"{type(exc).__module__}.{type(exc).__name__}: {exc}"[:500]
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous[0])
+        signal.signal(signal.SIGPROF, previous[1])
+        plt.close("all")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _summary():
+    yield
+    for which, counts in TALLIES.items():
+        print(f"\nlinflow API fuzz ({which}): " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
+
+
+def test_every_public_callable_has_a_case():
+    """A public name without a fuzz case (and without a reviewed exclusion) fails here."""
+    missing = [q for q in PUBLIC if q not in CASES and q.rsplit(".", 1)[1] not in EXCLUDED]
+    assert not missing, f"public callables without a fuzz case in tests/fuzz_cases.py: {missing}"
+    assert len(PUBLIC) > 100
+    # every module enumerated exists; every exclusion is of a public name
+    names = {q.rsplit(".", 1)[1] for q in PUBLIC}
+    assert set(EXCLUDED) - {"execute", "local_client"} <= names  # distributed moves into linflow.sweep
+    assert all(" " in why for why in list(EXCLUDED.values()) + list(INTERNAL_MODULES.values()))
+
+
+def _params():
+    out = []
+    for q in sorted(PUBLIC):
+        if q not in CASES:
+            continue
+        why = KNOWN_FAILURES.get(q) or NOT_FIXED.get(q)
+        marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
+        out.append(pytest.param(q, marks=marks, id=q.replace("linflow.", "")))
+    return out
+
+
+@pytest.mark.parametrize("name", _params())
+def test_api_fuzz(name):
+    """One public callable: its valid calls succeed; each call with one bad argument ends in a
+    finite result or a clear linflow error, never a raw error, a silent NaN/inf or a hang."""
+    from hypothesis import Phase
+
+    global COUNTS
+    build, opts = CASES[name]
+    fn = PUBLIC[name]
+    COUNTS = TALLIES["xfail" if name in KNOWN_FAILURES or name in NOT_FIXED else "gated"]
+
+    @settings(max_examples=opts.get("examples", EXAMPLES), deadline=None, derandomize=True, database=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def run(data):
+        calls = build()
+        c = data.draw(st.sampled_from(calls), label="valid call")
+        args, kwargs = list(c.args), dict(c.kwargs)
+        slots = list(range(len(args))) + sorted(kwargs)
+        slot = data.draw(st.sampled_from([None] + slots), label="argument replaced") if slots else None
+        finite_in, label = True, "valid"
+        if slot is not None:
+            valid = args[slot] if isinstance(slot, int) else kwargs[slot]
+            label, value, finite_in = data.draw(st.sampled_from(bad_values(valid)), label="bad value")
+            if isinstance(slot, int):
+                args[slot] = value
+            else:
+                kwargs[slot] = value
+        try:
+            propagates = opts.get("propagates", False) and ("yes" if not finite_in or "huge" in label else "no")
+            outcome, detail = fuzz_call(fn, args, kwargs, finite_in=finite_in, inf_ok=opts.get("inf_ok", False),
+                                        propagates=propagates)
+        finally:
+            if opts.get("restore"):
+                lf.set_backend("numpy")
+        COUNTS[TALLY[outcome]] += 1
+        if slot is None:
+            assert outcome == "result", f"{name}: a valid call failed: {detail}"
+        assert outcome in ("result", "clear_error"), f"{name}: {outcome}: {detail}"
+
+    run()
 
 
 # --- strategies ---------------------------------------------------------------------------

@@ -81,12 +81,29 @@ def tolerance(xp, Ws, tol=None):
     """
     batch = tuple(Ws[0].shape[:-2])
     if tol is not None:
-        return np.broadcast_to(np.asarray(tol, dtype=np.float64), batch)
+        return tolerance_given(tol, batch)
     s = 0
     for W in Ws:
         s = xp.maximum(s, xp.sum(W * W, axis=(-2, -1))) if not isinstance(s, int) else xp.sum(W * W, axis=(-2, -1))
     eps = float(np.finfo(np.float32 if "32" in str(Ws[0].dtype) else np.float64).eps)
     return 1e4 * eps * np.maximum(1.0, np.asarray(to_numpy(s), dtype=np.float64))
+
+
+def tolerance_given(tol, batch):
+    """An explicit ``tol``: a non-negative finite number, or such numbers of the batch's shape."""
+    if isinstance(tol, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"linflow: tol must be a non-negative number (or one per network); got {tol!r}.")
+    try:
+        t = np.asarray(tol, dtype=np.float64)
+        t = np.broadcast_to(t, batch)
+    except (TypeError, ValueError):
+        raise (ValueError if hasattr(tol, "shape") or isinstance(tol, (list, tuple)) else TypeError)(
+            f"linflow: tol must be a non-negative number, or one per network of the batch shape {batch}; "
+            f"got {tol!r}."
+        ) from None
+    if not np.all(np.isfinite(t) & (t >= 0)):
+        raise ValueError(f"linflow: tol must be non-negative and finite; got {tol!r}.")
+    return t
 
 
 def like(xp, host, ref):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import positive, real
+from .._validate import positive, real, real_array
 from ..backend import asarray, namespace, to_numpy
 
 __all__ = ["loss_curve", "KINDS"]
@@ -65,15 +65,28 @@ def loss_curve(t, L0, alpha, gamma, L_star=0.0, kind="exp"):
         a = np.asarray(a, dtype=np.float64)
         return a if ref is None else asarray(a, like=ref)
 
-    t, L0, alpha, L_star = arr(t), arr(L0), arr(alpha), arr(L_star)
+    gamma = positive("gamma", gamma)
+    t, L0, alpha, L_star = (arr(real_array(a, name, ndim=0))
+                            for a, name in ((t, "t"), (L0, "L0"), (alpha, "alpha"), (L_star, "L_star")))
     nb = max(L0.ndim, alpha.ndim, L_star.ndim)
     if t.ndim > 1:
         raise ValueError(f"linflow: t must be a 1-D array of times; got shape {tuple(t.shape)}.")
+    for a, name in ((t, "t"), (alpha, "alpha"), (L0 - L_star, "L0 - L_star")):
+        if not bool(xp.all(a >= 0)):
+            raise ValueError(f"linflow: loss_curve needs {name} >= 0 (a rate bound, from a loss above its "
+                             f"optimum, at times t >= 0); got {name} down to {float(to_numpy(xp.min(a))):.3g}.")
     t = xp.reshape(t, tuple(t.shape) + (1,) * nb)
     gap = L0 - L_star
-    if kind == "exp":
-        return L_star + xp.exp(-float(gamma) * alpha * t) * gap
-    return L_star + gap / (gap * alpha * float(gamma) ** 2 * t + 1.0)
+    # exp(-huge) = 0 and gap / inf = 0 are the limits; at t = 0 the bound is L0 itself
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        if kind == "exp":
+            out = L_star + xp.exp(-(gamma * alpha) * t) * gap
+        else:
+            out = L_star + gap / (gap * alpha * (gamma * gamma) * t + 1.0)
+        out = xp.where(t > 0, out, L_star + gap + 0 * out)
+    if not bool(xp.all(xp.isfinite(out))):
+        raise ValueError("linflow: loss_curve overflows: L0 - L_star is too large for the dtype.")
+    return out
 
 
 def observed_rate(t, loss, *, L_star=0.0, gamma=1.0):

@@ -329,7 +329,7 @@ def corollary2(Ws, loss=None, *, part=None, tol=None):
     xp, Ws0 = weights(Ws)
     _require_depth(Ws0, "Corollary 2")
     Ws, spectra, P = _unimodal_product(xp, Ws0, tol, "Corollary 2")
-    if part not in (None, 1, 2):
+    if part is not None and not (isinstance(part, int) and part in (1, 2)):
         raise ValueError(f"linflow: part must be None, 1 or 2; got {part!r}.")
     if part == 1:
         return P

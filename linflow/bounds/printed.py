@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import positive, real_array
+from ..backend import to_numpy
 from ._common import eig_desc, pick, product, sigma_desc, weights
 from .deep import _eq19, _unimodal_product
 from .three_layer import _D21_D23, _deltas_from_spectra, _pad, _star, _wedge_values
@@ -147,5 +149,20 @@ def figure1_bound(k, eta, delta, gamma, L0):
     the corrected :math:`\exp(-\gamma\Delta^*k\eta)\mathcal L(0)`
     (:func:`linflow.bounds.loss_curve`).  Host NumPy in and out.
     """
-    k = np.asarray(k, dtype=np.float64)
-    return np.exp(1.0 - gamma * np.asarray(delta) * k * eta) * np.asarray(L0)
+    k, delta, L0 = (np.asarray(to_numpy(real_array(a, name, ndim=0)), dtype=np.float64)
+                    for a, name in ((k, "k"), (delta, "delta"), (L0, "L0")))
+    eta, gamma = positive("eta", eta), positive("gamma", gamma)
+    try:
+        np.broadcast_shapes(k.shape, delta.shape, L0.shape)
+    except ValueError:
+        raise ValueError(f"linflow: figure1_bound needs k, delta and L0 of shapes that broadcast; got "
+                         f"{k.shape}, {delta.shape} and {L0.shape}.") from None
+    for a, name, why in ((k, "k", "step counts"), (delta, "delta", "a rate (Delta* <= 0 gives no bound)"),
+                         (L0, "L0", "an initial loss")):
+        if np.any(a < 0):
+            raise ValueError(f"linflow: figure1_bound needs {name} >= 0 ({why}); got {name} down to {a.min():.3g}.")
+    with np.errstate(over="ignore", under="ignore"):  # exp(1 - huge) = 0: the limit
+        out = np.exp(1.0 - gamma * delta * k * eta) * L0
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"linflow: figure1_bound overflows: L0 = {L0.max():.3g} is too large for float64.")
+    return out

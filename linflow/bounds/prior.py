@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import check_matrix
+from .._validate import check_matrix, check_power, integer, real_array
 from ..backend import namespace, to_numpy
 from ._common import HypothesisError, device, eig_desc, imbalances, pick, pos, product, sigma_desc, tolerance, weights
 from .deep import _spectra
@@ -136,6 +136,7 @@ def tarmoun(Ws, Y, *, tol=None):
     """
     xp, Ws = weights(Ws, L=2, result="Tarmoun et al. 2021")
     xp = namespace(*Ws, check_matrix(Y, "Y"))
+    check_power(Y, "Y", 2)  # the rate holds sigma_min(Y)^2
     n, m = Ws[0].shape[-2], Ws[1].shape[-1]
     if tuple(Y.shape[-2:]) != (n, m):
         raise ValueError(
@@ -155,6 +156,9 @@ def tarmoun(Ws, Y, *, tol=None):
     lam = xp.mean(ev, axis=-1)
     s = sigma_desc(xp, Y)[..., -1]
     return xp.sqrt(lam ** 2 + 4 * s ** 2)
+
+
+_MAX_ITERS = 100_000
 
 
 def scalar_ideal(ws, w=None, *, iters=200):
@@ -181,21 +185,35 @@ def scalar_ideal(ws, w=None, *, iters=200):
     -------
     array of shape ``(...)``.
     """
-    if isinstance(ws, (tuple, list)):
+    iters = integer("iters", iters, minimum=1)
+    if iters > _MAX_ITERS:
+        raise ValueError(f"linflow: iters must be at most {_MAX_ITERS} (bisection halves the bracket each time); "
+                         f"got {iters}.")
+    if isinstance(ws, tuple) or (isinstance(ws, list) and ws and hasattr(ws[0], "shape")):
         xp, Ws = weights(ws)
+        if any(tuple(W.shape[-2:]) != (1, 1) for W in Ws):
+            raise ValueError("linflow: scalar_ideal needs 1 x 1 layers; got shapes "
+                             f"{[tuple(W.shape) for W in Ws]}.")
         ws = xp.stack([W[..., 0, 0] for W in Ws], axis=-1)
+    ws = real_array(ws, "ws")
     xp = namespace(ws)
-    if ws.ndim < 1:
-        raise ValueError(f"linflow: scalar_ideal needs ws of shape (..., L); got {tuple(ws.shape)}.")
+    L = ws.shape[-1]
+    check_power(ws, "ws", 2 * L)
     sq = ws * ws
     base = xp.min(sq, axis=-1)
     c = sq - base[..., None]
     if w is None:
         target = xp.prod(sq, axis=-1)
     else:
-        w = xp.asarray(w, dtype=ws.dtype, device=device(ws)) if not hasattr(w, "shape") else w
+        w = real_array(w, "w", ndim=0)
+        check_power(w, "w", 2)
+        w = xp.asarray(w, dtype=ws.dtype, device=device(ws)) if isinstance(w, np.ndarray) else w
+        try:
+            np.broadcast_shapes(tuple(w.shape), tuple(ws.shape[:-1]))
+        except ValueError:
+            raise ValueError(f"linflow: w must have the batch shape {tuple(ws.shape[:-1])} of ws; "
+                             f"got shape {tuple(w.shape)}.") from None
         target = w * w
-    L = ws.shape[-1]
     # p(u) >= u^L, so u* <= target^(1/L)
     lo = xp.zeros_like(target)
     hi = target ** (1.0 / L)
@@ -243,8 +261,7 @@ def diagonal_rate(ws, w=None):
     -------
     array of shape ``(...)``.
     """
+    ws = real_array(ws, "ws", ndim=2)
     xp = namespace(ws)
-    if ws.ndim < 2:
-        raise ValueError(f"linflow: diagonal_rate needs ws of shape (..., L, n); got {tuple(ws.shape)}.")
     tau = scalar_ideal(xp.matrix_transpose(ws), w)  # (..., n)
     return xp.min(tau, axis=-1)

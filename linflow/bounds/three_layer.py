@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from .._validate import check_matrix, integer
+from .._validate import check_matrix, check_power, integer
 from ._common import device, eig_desc, mT, weights
 from ..backend import namespace
 
@@ -146,6 +146,8 @@ def _star(q):
 def delta_star_from(D21, D23, n, m):
     r""":math:`\Delta^*(D_{21}, D_{23})` of (15) from the imbalances and the outer dimensions ``n, m``."""
     xp = namespace(check_matrix(D21, "D21"), check_matrix(D23, "D23"))
+    check_power(D21, "D21", 2)  # Delta* is quadratic in the imbalances
+    check_power(D23, "D23", 2)
     return _star(_deltas_from_spectra(xp, eig_desc(xp, D21), eig_desc(xp, D23),
                                          integer("n", n, minimum=1), integer("m", m, minimum=1)))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from .._validate import check_loss
 from ._common import HypothesisError, eig_desc, mT, pick, pos, product, sigma_desc, weights
 
 __all__ = ["spread_gap", "lemma3", "margin", "margins", "two_layer"]
@@ -99,6 +100,8 @@ def _lemma3(Ws, result, printed_pairing):
 
 
 def _check_A2(loss, result):
+    if loss is not None:
+        check_loss(loss)
     if loss is None or getattr(loss, "mu", None) is None or getattr(loss, "minimizer", None) is None:
         raise HypothesisError(
             f"linflow: {result} needs a loss satisfying Assumption A2 (K-smooth, mu-strongly "

@@ -23,6 +23,7 @@ import threading
 import array_api_compat
 import numpy as np
 
+from .._validate import integer, nonnegative, positive
 from ..network import _backward, _cumulative
 from .packed import GaussWorkspace, Layout, RungeKuttaWorkspace, gauss_stages, runge_kutta_stages
 
@@ -159,9 +160,7 @@ class Dopri5:
     )
 
     def __init__(self, rtol=1e-8, atol=1e-10):
-        if not (rtol > 0 and atol >= 0):
-            raise ValueError(f"linflow: need rtol > 0 and atol >= 0; got rtol={rtol}, atol={atol}.")
-        self.rtol, self.atol = float(rtol), float(atol)
+        self.rtol, self.atol = positive("rtol", rtol), nonnegative("atol", atol)
 
     def step(self, xp, y, value, f, dt, loss):
         if PACKED and isinstance(y[0], np.ndarray):
@@ -285,6 +284,7 @@ class Gauss:
     adaptive = False
 
     def __init__(self, stages=2, max_iterations=200):
+        stages = integer("stages", stages)
         if stages == 1:
             self.A = ((0.5,),)
             self.B = (1.0,)
@@ -297,7 +297,9 @@ class Gauss:
         else:
             raise ValueError(f"linflow: Gauss supports stages=1 or 2; got {stages}.")
         self.stages = stages
-        self.max_iterations = int(max_iterations)
+        self.max_iterations = integer("max_iterations", max_iterations, minimum=1)
+        if self.max_iterations > 10**6:
+            raise ValueError(f"linflow: max_iterations must be at most 10**6; got {max_iterations!r}.")
         self.budget = 24  # iterations per step; the driver adapts it at each sync
 
     def step(self, xp, y, value, f, dt, loss):

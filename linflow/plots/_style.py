@@ -24,6 +24,10 @@ import matplotlib as mpl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+import numpy as np
+
+from .._validate import integer, positive
+
 __all__ = [
     "COLORS",
     "RC",
@@ -73,7 +77,7 @@ MAX_WIDTH = 5.6
 
 def color(i):
     """The ``i``-th colour of the cycle (wraps around)."""
-    return COLORS[int(i) % len(COLORS)]
+    return COLORS[integer("i", i) % len(COLORS)]
 
 
 @contextlib.contextmanager
@@ -85,6 +89,12 @@ def style():
 
 def to_png(fig, dpi=None):
     """PNG bytes of a figure (white face, tight)."""
+    if not isinstance(fig, Figure):
+        raise TypeError(f"linflow: fig must be a matplotlib Figure; got {type(fig).__name__}.")
+    if dpi is not None:
+        dpi = positive("dpi", dpi)
+        if not 10 <= dpi <= 2000:
+            raise ValueError(f"linflow: dpi must be between 10 and 2000; got {dpi!r}.")
     buf = io.BytesIO()
     with style():
         fig.savefig(buf, format="png", dpi=dpi or fig.dpi, facecolor="white")
@@ -141,6 +151,20 @@ def figure(ncols=1, nrows=1, *, size=None, sharex=False, sharey=False, layout="c
     -------
     (LinflowFigure, axes)
     """
+    ncols, nrows = (integer(name, v, minimum=1) for name, v in (("ncols", ncols), ("nrows", nrows)))
+    if ncols * nrows > 100:
+        raise ValueError(f"linflow: figure takes at most 100 panels; got ncols={ncols}, nrows={nrows}.")
+    if size is not None:
+        if not isinstance(size, (tuple, list)) or len(size) != 2:
+            raise TypeError(f"linflow: size must be (width, height) in inches; got {size!r}.")
+        size = tuple(positive(f"size[{i}]", v) for i, v in enumerate(size))
+        if max(size) > 1000:
+            raise ValueError(f"linflow: size must be at most 1000 inches a side; got {size!r}.")
+    for name, v in (("sharex", sharex), ("sharey", sharey)):
+        if not (isinstance(v, (bool, np.bool_)) or v in ("all", "row", "col", "none")):
+            raise ValueError(f"linflow: {name} must be True, False, 'all', 'row', 'col' or 'none'; got {v!r}.")
+    if layout not in ("constrained", "fixed"):
+        raise ValueError(f"linflow: layout must be 'constrained' or 'fixed'; got {layout!r}.")
     if layout == "constrained":
         ncols, nrows, size = _layout(ncols, nrows, size)
     elif size is None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import html
 import itertools
 import json
@@ -66,13 +67,15 @@ class Slider:
     fmt: str = "{}"
 
     def __post_init__(self):
-        if not self.name.isidentifier():
+        if not (isinstance(self.name, str) and self.name.isidentifier()):
             raise ValueError(f"linflow: Slider name must be an identifier; got {self.name!r}.")
+        if isinstance(self.values, (str, bytes)) or not hasattr(self.values, "__iter__"):
+            raise TypeError(f"linflow: Slider {self.name!r} values must be a sequence; got {self.values!r}.")
         vals = tuple(self.values)
         if not vals:
             raise ValueError(f"linflow: Slider {self.name!r} needs at least one value.")
         object.__setattr__(self, "values", vals)
-        if self.default is not None and self.default not in vals:
+        if self.default is not None and not any(_same(v, self.default) for v in vals):
             raise ValueError(
                 f"linflow: Slider {self.name!r}: default {self.default!r} is not one of {vals}."
             )
@@ -88,6 +91,40 @@ class Slider:
             return self.fmt.format(v)
         except (ValueError, TypeError):
             return str(v)
+
+
+def check_figure(fig):
+    """A matplotlib figure to draw a frame on; else a TypeError (every ``*_plot``/``*_draw``)."""
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise TypeError(f"linflow: fig must be a matplotlib Figure (e.g. linflow.plots.figure()[0]); "
+                        f"got {type(fig).__name__}.")
+    return fig
+
+
+def draws(compute):
+    """Decorator of a ``draw(data, fig)``: ``data`` must be the dict that ``compute`` returns and
+    ``fig`` a matplotlib figure; anything else is a clear TypeError/ValueError, not a KeyError."""
+    def wrap(draw):
+        @functools.wraps(draw)
+        def checked(data, fig, *args, **kwargs):
+            if not isinstance(data, dict):
+                raise TypeError(f"linflow: data must be the dict that {compute} returns; got {type(data).__name__}.")
+            check_figure(fig)
+            try:
+                return draw(data, fig, *args, **kwargs)
+            except KeyError as exc:
+                raise ValueError(f"linflow: data has no entry {exc}; pass the dict that {compute} returns.") from None
+        return checked
+    return wrap
+
+
+def _same(a, b):
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # arrays compare elementwise: not one of the grid values
+        return False
 
 
 def static_mode():

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..bounds.classification import observed_rate as observed_rate_of_run
+from .._validate import (check_loss, check_matrix, check_weights, integer, nonnegative, positive, real_array,
+                         seed as check_seed)
 from ..backend import to_numpy
 
 __all__ = ["weights", "regression_problem", "rate_bound", "inverse_bound", "pl_ratios", "rescale",
@@ -19,7 +21,7 @@ def weights(dims, scale, *, seed=0, batch=()):
     r"""Gaussian weights with i.i.d. :math:`\mathcal N(0, \mathrm{scale}^2)` entries (``lf.init.gaussian``)."""
     from .. import init
 
-    return init.gaussian(tuple(int(d) for d in dims), "custom", std=float(scale), batch=batch, seed=seed)
+    return init.gaussian(dims, "custom", std=scale, batch=batch, seed=seed)
 
 
 def regression_problem(n_samples, n, m, kappa, *, seed=0):
@@ -34,7 +36,11 @@ def regression_problem(n_samples, n, m, kappa, *, seed=0):
     """
     from .. import losses
 
-    rng = np.random.default_rng(seed)
+    n_samples, n, m = (_size(name, v) for name, v in (("n_samples", n_samples), ("n", n), ("m", m)))
+    kappa = positive("kappa", kappa)
+    if kappa < 1:
+        raise ValueError(f"linflow: kappa is a condition number, at least 1; got {kappa!r}.")
+    rng = np.random.default_rng(check_seed(seed))
     U, _ = np.linalg.qr(rng.standard_normal((n_samples, n)))
     V, _ = np.linalg.qr(rng.standard_normal((n, n)))
     s = np.sqrt(np.geomspace(1.0, float(kappa), n))[::-1]
@@ -48,25 +54,16 @@ def rate_bound(t, gap0, alpha, gamma):
 
     Uses ``lf.bounds.loss_curve`` when the theory layer provides it.
     """
-    t = np.asarray(to_numpy(t), dtype=float)
-    try:
-        from ..bounds import loss_curve
-    except ImportError:
-        loss_curve = None
-    if loss_curve is not None:
-        return np.asarray(to_numpy(loss_curve(t, float(gap0), float(alpha), float(gamma), kind="exp")))
-    return np.exp(-float(alpha) * float(gamma) * t) * float(gap0)
+    from ..bounds import loss_curve
+
+    return np.asarray(to_numpy(loss_curve(t, gap0, alpha, gamma, kind="exp")))
 
 
 def inverse_bound(t, gap0, gamma):
     r"""The A1' bound :math:`f_0/(1+\gamma^2 f_0 t)` for :math:`\dot f\le-\gamma^2 f^2` (Theorem 4 form)."""
-    t = np.asarray(to_numpy(t), dtype=float)
-    f0 = float(gap0)
-    try:
-        from ..bounds import loss_curve
-    except ImportError:
-        return f0 / (1.0 + float(gamma) ** 2 * f0 * t)
-    return np.asarray(to_numpy(loss_curve(t, f0, 1.0, float(gamma), kind="inverse")))
+    from ..bounds import loss_curve
+
+    return np.asarray(to_numpy(loss_curve(t, gap0, 1.0, gamma, kind="inverse")))
 
 
 def pl_ratios(loss, n_points=200, *, scale=1.0, power=2, seed=0):
@@ -75,7 +72,12 @@ def pl_ratios(loss, n_points=200, *, scale=1.0, power=2, seed=0):
     ``power=2`` tests A1 (the ratio is at least :math:`\gamma`), ``power=1`` tests A1'.
     For classification losses (no minimizer) the points are drawn around 0.
     """
-    rng = np.random.default_rng(seed)
+    check_loss(loss)
+    n_points = _size("n_points", n_points)
+    scale = nonnegative("scale", scale)
+    if power not in (1, 2) or isinstance(power, bool):
+        raise ValueError(f"linflow: power must be 1 (A1') or 2 (A1); got {power!r}.")
+    rng = np.random.default_rng(check_seed(seed))
     W0 = getattr(loss, "minimizer", None)
     f_star = getattr(loss, "f_star", 0.0) or 0.0
     shape = _shape(loss)
@@ -83,11 +85,23 @@ def pl_ratios(loss, n_points=200, *, scale=1.0, power=2, seed=0):
     out = []
     for _ in range(int(n_points)):
         W = base + float(scale) * rng.standard_normal(shape)
-        v, g = loss.value_and_grad(W)
+        with np.errstate(over="ignore", invalid="ignore"):
+            v, g = loss.value_and_grad(W)
+        if not (np.isfinite(float(to_numpy(v))) and np.all(np.isfinite(to_numpy(g)))):
+            raise ValueError(f"linflow: the loss overflows at points drawn with scale = {scale:.3g}; "
+                             "use a smaller scale.")
         gap = float(to_numpy(v)) - float(f_star)
         if gap > 1e-12:
             out.append(float(np.sqrt(np.sum(np.asarray(to_numpy(g)) ** 2))) ** power / gap)
     return np.asarray(out)
+
+
+def _size(name, value):
+    """A positive integer count, at most 10**7 (the examples stay small)."""
+    v = integer(name, value, minimum=1)
+    if v > 10**7:
+        raise ValueError(f"linflow: {name} must be at most 10**7; got {value!r}.")
+    return v
 
 
 def _shape(loss):
@@ -104,10 +118,22 @@ def rescale(Ws, l, S):
 
     The product is unchanged; the imbalance :math:`D_l` is not.
     """
+    _, Ws = check_weights(Ws, min_layers=2)
     Ws = [np.asarray(to_numpy(W)) for W in Ws]
-    S = np.asarray(S, dtype=float)
-    Ws[l - 1] = Ws[l - 1] @ S
-    Ws[l] = np.linalg.solve(S, Ws[l])
+    l = integer("l", l, minimum=1)
+    if l >= len(Ws):
+        raise ValueError(f"linflow: l must be a layer 1..L-1 = {len(Ws) - 1} (W_l S, S^-1 W_(l+1)); got {l}.")
+    h = Ws[l - 1].shape[-1]
+    S = np.asarray(to_numpy(check_matrix(real_array(S, "S", ndim=2), "S")), dtype=np.float64)
+    if S.shape[-2:] != (h, h):
+        raise ValueError(f"linflow: S must be a ({h}, {h}) matrix (h_{l} = {h}); got shape {S.shape}.")
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        try:
+            Ws[l - 1], Ws[l] = Ws[l - 1] @ S, np.linalg.solve(S, Ws[l])
+        except np.linalg.LinAlgError:
+            raise ValueError("linflow: S must be invertible; got a singular matrix.") from None
+    if not all(np.all(np.isfinite(W)) for W in Ws):
+        raise ValueError("linflow: rescaling by S overflows (S is too large or too close to singular).")
     return tuple(Ws)
 
 

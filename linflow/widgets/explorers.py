@@ -14,7 +14,7 @@ from .. import losses as _losses
 from ..backend import to_numpy
 from ..flow import gradient_descent, gradient_flow
 from .. import plots
-from ._core import Explorer, Slider
+from ._core import Explorer, Slider, check_figure, draws
 from ._data import rate_bound, regression_problem, weights
 
 __all__ = [
@@ -31,7 +31,7 @@ TARGET = np.diag([3.0, 2.0, 1.0])
 def _stacked(fig):
     """Two panels in one column, so that a frame stays legible on a phone."""
     with plots.style():  # tick sizes are fixed when the axes are made
-        ax1, ax2 = fig.subplots(2, 1)
+        ax1, ax2 = check_figure(fig).subplots(2, 1)
     fig.subplots_adjust(hspace=0.55)  # room for the x labels of the upper panel
     return ax1, ax2
 
@@ -39,7 +39,7 @@ def _stacked(fig):
 def _single(fig):
     """One styled panel."""
     with plots.style():
-        return fig.subplots()
+        return check_figure(fig).subplots()
 
 
 def _host(x):
@@ -71,6 +71,7 @@ def depth_compute(depth=2, scale=0.2, t_end=12.0, seed=0):
     return out
 
 
+@draws("depth_compute")
 def depth_plot(data, fig):
     """Loss gaps (log axis) and the singular values of the product, for :func:`depth_compute` data."""
     ax1, ax2 = _stacked(fig)
@@ -119,6 +120,7 @@ def pl_compute(kappa=10.0, distance=1.0, t_end=3.0, seed=0):
             "gamma": float(loss.gamma), "K": float(loss.K), "mu": float(loss.mu), "kappa": float(kappa)}
 
 
+@draws("pl_compute")
 def pl_plot(data, fig):
     """The loss gap and its A1 bound (log axis), for :func:`pl_compute` data."""
     ax = _single(fig)
@@ -161,6 +163,7 @@ def preconditioner_compute(depth=2, scale=0.5, t_end=6.0, seed=0):
             "bound": rate_bound(t, gap[0], alpha, float(loss.gamma)), "depth": L, "scale": float(scale)}
 
 
+@draws("preconditioner_compute")
 def preconditioner_plot(data, fig):
     """Loss gap with the eq. 7 bound, and :math:`\\lambda_{\\min}(\\mathcal T(t))`, for :func:`preconditioner_compute` data."""
     ax1, ax2 = _stacked(fig)
@@ -208,6 +211,7 @@ def imbalance_compute(step=0.02, t_end=6.0, scale=0.7, seed=0):
             "gf_drift": plots.drift(gf.diagnostics["imbalance_1"])}
 
 
+@draws("imbalance_compute")
 def imbalance_plot(data, fig):
     """Loss gaps and imbalance drifts of GD and GF (log axes), for :func:`imbalance_compute` data."""
     ax1, ax2 = _stacked(fig)
@@ -241,6 +245,7 @@ def width_compute(width=12, scheme="fan_out", n_samples=100):
             "delta_star": np.asarray(to_numpy(bounds.delta_star(Ws)), dtype=float)}
 
 
+@draws("width_compute")
 def width_plot(data, fig, tol=1e-10):
     """Histogram of the positive :math:`\\Delta^*` samples, with the fraction that is positive."""
     ax = _single(fig)

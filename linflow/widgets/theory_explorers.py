@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from ._core import check_figure, draws
+
 __all__ = [
     "asymptotic_rate",
     "plot_loss_and_bounds",
@@ -64,7 +66,7 @@ def _axes(fig, ncols=1):
     from ..plots import style
 
     with style():
-        axs = fig.subplots(ncols, 1, squeeze=False)[:, 0]
+        axs = check_figure(fig).subplots(ncols, 1, squeeze=False)[:, 0]
     if ncols > 1:
         fig.subplots_adjust(hspace=0.55)  # room for the x labels of the upper panel
     return list(axs) if ncols > 1 else axs[0]
@@ -114,12 +116,20 @@ def plot_loss_and_bounds(ax, t, loss, bounds, *, label="gradient flow", title=No
         Legend label -> bound curve, shape ``(S,)``.
     """
     from ..plots import color, style
+    from ..plots._plotters import _ax, _host as _numbers, _pair
 
+    if ax is None:
+        raise TypeError("linflow: ax must be matplotlib Axes; got None.")
+    ax = _ax(ax)
+    if not isinstance(bounds, dict):
+        raise TypeError(f"linflow: bounds must be a dict label -> bound curve; got {type(bounds).__name__}.")
+    t = _numbers(t, "t")
     with style():
-        ax.plot(_host(t), np.maximum(_host(loss), 1e-300), color=color(0), lw=2.2, label=label)
+        ax.plot(*_pair(t, np.maximum(_numbers(loss, "loss"), 1e-300), "loss"), color=color(0), lw=2.2,
+                label=label)
         for i, (name, curve) in enumerate(bounds.items()):
-            ax.plot(_host(t), np.maximum(_host(curve), 1e-300), "--", color=color(i + 1), lw=1.5,
-                    label=name)
+            ax.plot(*_pair(t, np.maximum(_numbers(curve, f"bounds[{name!r}]"), 1e-300), f"bounds[{name!r}]"),
+                    "--", color=color(i + 1), lw=1.5, label=name)
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(r"$\mathcal{L}(t)-\mathcal{L}^*$")
@@ -145,6 +155,11 @@ def markdown_table(header, rows):
             return f"{float(v):.4g}"
         return str(v)
 
+    if isinstance(header, (str, bytes)) or not isinstance(header, (list, tuple)) \
+            or not all(isinstance(h, str) for h in header):
+        raise TypeError(f"linflow: header must be a list of column names (strings); got {header!r}.")
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, (list, tuple)) for r in rows):
+        raise TypeError(f"linflow: rows must be a list of rows, each a list of cells; got {rows!r}"[:300] + ".")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
@@ -176,6 +191,7 @@ def two_layer_compute(lam=1.0, *, Y=((2.0, 0.0), (0.0, 0.5)), scale=0.3, t_end=6
     }
 
 
+@draws("two_layer_compute")
 def two_layer_draw(data, fig):
     """Draw :func:`two_layer_compute` output."""
     ax = _axes(fig)
@@ -229,6 +245,7 @@ def three_layer_compute(h=20, n=2, *, scheme="fan_out", t_end=None, seed=1):
     }
 
 
+@draws("three_layer_compute")
 def three_layer_draw(data, fig):
     """Draw :func:`three_layer_compute` output: loss vs bound, and lambda_min(T(t)) vs Delta*."""
     from ..plots import color, style
@@ -279,6 +296,7 @@ def depth_compute(L=4, eps=0.4, *, n=2, t_end=3.0, seed=0):
             "bound": _host(lf.bounds.loss_curve(t, _f(traj.loss[0]), a, loss.gamma)), "alpha": a}
 
 
+@draws("depth_compute")
 def depth_draw(data, fig):
     """Draw :func:`depth_compute` output."""
     ax = _axes(fig)
@@ -329,6 +347,7 @@ def classification_compute(std=1.0, *, h=6, t_end=100.0, seed=0):
             "bound": _host(lf.bounds.loss_curve(t, L0, alpha, loss.gamma, kind="inverse"))}
 
 
+@draws("classification_compute")
 def classification_draw(data, fig):
     """Draw :func:`classification_compute` output (log-log axes: O(1/t) is a slope -1)."""
     ax = _axes(fig)
@@ -365,6 +384,7 @@ def lemma3_compute(n=3, m=1, *, h=6, samples=200, seed=0):
             "violations_corrected": int(np.sum(corrected > exact + tol))}
 
 
+@draws("lemma3_compute")
 def lemma3_draw(data, fig):
     """Draw :func:`lemma3_compute` output."""
     from ..plots import color, style
