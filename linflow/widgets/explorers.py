@@ -233,7 +233,7 @@ def imbalance_explorer():
     )
 
 
-# --- book/09: at scale -------------------------------------------------------------------
+# --- book/09: experiments at scale -------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=32)
 def width_compute(width=12, scheme="fan_out", n_samples=100):
@@ -260,7 +260,7 @@ def width_plot(data, fig, tol=1e-10):
 
 
 def width_explorer():
-    """book/09 (at scale): how the width of a random three-layer network shapes Delta*."""
+    """book/09 (experiments at scale): how the width of a random three-layer network shapes Delta*."""
     return Explorer(
         width_compute, width_plot,
         [Slider("width", (4, 8, 12, 20, 50), "width h", default=12),
