@@ -29,7 +29,8 @@ import math
 
 import numpy as np
 
-from ._validate import check_matrix, check_weights, integer, real, seed as _seed, widths as _widths
+from ._validate import check_matrix, check_weights, integer, nonnegative, positive, real, seed as _seed
+from ._validate import widths as _widths
 from .backend import asarray, namespace, to_numpy
 
 __all__ = [
@@ -60,6 +61,7 @@ def _orthonormal(rng, rows, cols):
 
 
 def _host_svd(Y):
+    check_matrix(Y, "Y")
     Yh = np.asarray(to_numpy(Y), dtype=np.float64)
     if Yh.ndim != 2:
         raise ValueError(f"linflow: Y must be a matrix (n, m); got shape {Yh.shape}.")
@@ -77,9 +79,13 @@ def _like(Y, a):
 
 
 def _modes_vector(a0, r, name="a0"):
-    a0 = np.broadcast_to(np.asarray(to_numpy(a0), dtype=np.float64), (r,)).copy()
-    if not np.all(a0 > 0):
-        raise ValueError(f"linflow: {name} must be positive (one value, or one per mode); got {a0}.")
+    a0 = _host_float("closed_form", name, a0)
+    try:
+        a0 = np.broadcast_to(a0, (r,)).copy()
+    except ValueError:
+        raise ValueError(f"linflow: {name} must be one value or one per mode ({r}); got shape {a0.shape}.") from None
+    if not (np.all(np.isfinite(a0)) and np.all(a0 >= 0)):
+        raise ValueError(f"linflow: {name} must be finite and >= 0 (one value, or one per mode); got {a0}.")
     return a0
 
 
@@ -158,23 +164,114 @@ def lambda_balanced(n, h, m, lam, *, scale=1.0, seed=0):
 
 # --- Saxe: two layers, aligned balanced ------------------------------------------------
 
+_QUIET = dict(over="ignore", under="ignore", invalid="ignore", divide="ignore")
+
+
+def _saxe_h(xp, s, t):
+    r""":math:`h = \frac{1 - e^{-2st}}{2s}` (``t`` for ``s = 0``), without cancellation for any ``s t``.
+
+    ``-expm1`` where :math:`|2st| \ge 10^{-4}`, the series :math:`t(1 - x/2 + x^2/6 - x^3/24)`
+    in :math:`x = 2st` below (truncation error under :math:`10^{-17}` relative).
+    """
+    x = 2.0 * s * t
+    small = xp.abs(x) < 1e-4
+    xs = xp.where(small, x, xp.zeros_like(x))
+    series = t * (1.0 - xs / 2.0 + xs * xs / 6.0 - xs * xs * xs / 24.0)
+    xl = xp.where(small, xp.ones_like(x), x)
+    sl = xp.where(small, xp.ones_like(x), s * xp.ones_like(x))
+    return xp.where(small, series, (-xp.expm1(-xl) / sl) * 0.5)
+
 
 def saxe_modes(s, a0, t):
-    r"""Mode strengths :math:`a(t) = \dfrac{s}{1 - (1 - s/a_0)e^{-2st}}` (Saxe et al. 2014).
+    r"""Mode strengths :math:`a(t)` solving :math:`\dot a = 2a(s - a)`, :math:`a(0) = a_0` (Saxe et al. 2014).
 
-    Solves :math:`\dot a = 2a(s - a)`; for ``s = 0`` the limit :math:`a_0/(1 + 2a_0t)`.
-    Array API: ``s``, ``a0`` and ``t`` broadcast (``t`` is usually ``t[:, None]``).
+    The logistic solution :math:`a = \dfrac{s}{1 - (1 - s/a_0)e^{-2st}}` is evaluated as
+
+    .. math:: \frac1{a(t)} = 2h + \frac{e^{-2st}}{a_0},\qquad h = \frac{1 - e^{-2st}}{2s}
+        \ (= t \text{ for } s = 0),
+
+    a sum of two non-negative terms, so every digit survives for singular values zero, tiny or
+    huge, starts tiny or huge and any time (the quotient form cancels when :math:`st` is small).
+    A zero start stays at zero.  Array API: ``s``, ``a0`` and ``t`` broadcast (``t`` is usually
+    ``t[:, None]``).
+
+    Raises
+    ------
+    ValueError
+        A non-finite value, ``a0 < 0`` or ``t < 0``.
     """
-    xp = namespace(*[v for v in (s, a0, t) if hasattr(v, "shape")])
-    zero = s == 0
-    s_safe = xp.where(zero, xp.ones_like(s * a0 * t), s * xp.ones_like(a0 * t))
-    general = s_safe / (1.0 - (1.0 - s_safe / a0) * xp.exp(-2.0 * s_safe * t))
-    return xp.where(zero, a0 / (1.0 + 2.0 * a0 * t), general)
+    vals = [v if _is_array(v) else _host_float("saxe_modes", k, v) for k, v in (("s", s), ("a0", a0), ("t", t))]
+    args = [v for v, orig in zip(vals, (s, a0, t)) if _is_array(orig)]
+    like = args[0] if args else vals[0]
+    xp = namespace(*args) if args else np
+    s, a0, t = (_on(like, v) for v in vals)
+    for name, v in (("s", s), ("a0", a0), ("t", t)):
+        if not bool(xp.all(xp.isfinite(v))):
+            raise ValueError(f"linflow: saxe_modes needs finite {name}; got {v!r}.")
+    if not (bool(xp.all(a0 >= 0)) and bool(xp.all(t >= 0))):
+        raise ValueError(f"linflow: saxe_modes needs a0 >= 0 and t >= 0; got a0 = {a0!r}, t = {t!r}.")
+    with np.errstate(**_QUIET):
+        h = _saxe_h(xp, s, t)
+        E = xp.exp(-2.0 * s * t)
+        a0b = a0 * xp.ones_like(h)
+        big = a0b > 1.0
+        a0_big = xp.where(big, a0b, xp.ones_like(h))
+        a0_small = xp.where(big, xp.zeros_like(h), a0b)
+        den = a0_small * h + 0.5 * E
+        den = xp.where(den > 0, den, xp.ones_like(den))
+        return xp.where(big, 0.5 / (h + 0.5 * E / a0_big), 0.5 * a0_small / den)
+
+
+def _is_array(v):
+    return isinstance(v, np.ndarray) or (hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, np.generic))
+
+
+def _host_float(fn, name, v):
+    """Host float64 array from a number or array-like, with a clear TypeError otherwise."""
+    if v is None or isinstance(v, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"linflow: {fn}: {name} must be a number or an array of numbers; "
+                        f"got {type(v).__name__} {v!r}.")
+    try:
+        a = np.asarray(to_numpy(v), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"linflow: {fn}: {name} must be a number or an array of numbers; "
+                        f"got {type(v).__name__} {v!r}.") from None
+    return a
 
 
 def saxe_learning_time(s, a0, af):
-    r"""Time for a mode to grow from ``a0`` to ``af``: :math:`\frac1{2s}\ln\frac{a_f(s-a_0)}{a_0(s-a_f)}`."""
-    return math.log(af * (s - a0) / (a0 * (s - af))) / (2.0 * s)
+    r"""Time for a mode of :func:`saxe_modes` to go from ``a0`` to ``af``.
+
+    .. math:: t = \frac1{2s}\ln\frac{a_f(s-a_0)}{a_0(s-a_f)} = \frac{\ln(1 + z)}{2s},\qquad
+        z = \frac{s\,(a_0 - a_f)}{a_0\,(a_f - s)},
+
+    evaluated as ``log1p(z)/(2s)``, by its series :math:`\frac{z}{2s}(1 - \frac z2 + \frac{z^2}3
+    - \frac{z^3}4)` for :math:`|z| < 10^{-4}` (so ``s = 0`` gives :math:`\frac1{2a_f} - \frac1{2a_0}`),
+    and through logarithms when :math:`z` overflows.  ``af`` must lie between ``a0`` and ``s``;
+    ``af = s`` gives ``inf`` (the target is reached only in the limit).
+
+    Raises
+    ------
+    ValueError
+        A non-finite or negative argument, ``a0 = 0``, or ``af`` not between ``a0`` and ``s``.
+    """
+    s, a0, af = nonnegative("s", s), positive("a0", a0), positive("af", af)
+    if not min(a0, s) <= af <= max(a0, s):
+        raise ValueError(f"linflow: saxe_learning_time needs af between a0 = {a0!r} and s = {s!r} "
+                         f"(a mode moves monotonically from a0 to s); got af = {af!r}.")
+    if af == a0:
+        return 0.0
+    if af == s:
+        return math.inf
+    r = (a0 - af) / (af - s)  # > 0
+    zr = r / a0
+    z = s * zr
+    if z < 1e-4:
+        return 0.5 * zr * (1.0 - z / 2.0 + z * z / 3.0 - z**3 / 4.0)
+    if z < 1e15:
+        return math.log1p(z) / (2.0 * s)
+    lnz = math.log(s) + math.log(abs(a0 - af)) - math.log(abs(af - s)) - math.log(a0)
+    return (lnz + math.log1p(math.exp(-lnz))) / (2.0 * s)
 
 
 def saxe(Y, a0, t):
@@ -187,6 +284,7 @@ def saxe(Y, a0, t):
     ----------
     Y : array (n, m)
     a0 : float or array (r,)
+        Initial mode strengths, ``>= 0`` (a zero mode stays zero).
     t : float or array (T,)
 
     Returns
@@ -194,10 +292,16 @@ def saxe(Y, a0, t):
     array of shape ``t.shape + (n, m)``, in ``Y``'s namespace.
     """
     xp = namespace(check_matrix(Y, "Y"))
+    if Y.ndim != 2:
+        raise ValueError(f"linflow: saxe needs Y of shape (n, m); got shape {tuple(Y.shape)}.")
     U, s, Vh = xp.linalg.svd(Y, full_matrices=False)
-    a0, t_arr = _on(Y, a0), _on(Y, t)
-    if not bool(xp.all(a0 > 0)) or not bool(xp.all(xp.isfinite(a0))):
-        raise ValueError(f"linflow: saxe needs initial mode strengths a0 > 0 and finite; got {a0!r}.")
+    a0 = _on(Y, _checked_host(a0, "a0", "saxe") if not hasattr(a0, "shape") else a0)
+    t_arr = _on(Y, _checked_host(t, "t", "saxe") if not hasattr(t, "shape") else t)
+    if not bool(xp.all(a0 >= 0)) or not bool(xp.all(xp.isfinite(a0))):
+        raise ValueError(f"linflow: saxe needs initial mode strengths a0 >= 0 and finite; got {a0!r}.")
+    if a0.ndim > 1 or (a0.ndim == 1 and a0.shape[0] not in (1, s.shape[0])):
+        raise ValueError(f"linflow: saxe needs a0 as one value or one per mode ({s.shape[0]}); "
+                         f"got shape {tuple(a0.shape)}.")
     if not bool(xp.all(t_arr >= 0)) or not bool(xp.all(xp.isfinite(t_arr))):
         raise ValueError(f"linflow: saxe needs finite times t >= 0; got {t_arr!r}.")
     a = saxe_modes(s, a0, t_arr[..., None])  # (..., r)
@@ -216,107 +320,319 @@ def _on(like, v):
     if hasattr(v, "shape") and not isinstance(v, (np.ndarray, np.generic)):
         return v
     if isinstance(like, np.ndarray):
-        return np.asarray(v, dtype=like.dtype)
+        return np.asarray(v, dtype=like.dtype if like.dtype.kind == "f" else np.float64)
     return asarray(np.asarray(v, dtype=np.float64), like=like)
 
 
+def _checked_host(v, name, fn):
+    a = _host_float(fn, name, v)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"linflow: {fn} needs finite {name}; got {v!r}.")
+    return a
+
+
 # --- deep aligned balanced -----------------------------------------------------------------
+#
+# A mode p = w^L of depth L >= 3 obeys  dp/dt = L p^c (s - p),  c = 2 - 2/L.  Its time is split
+# by the partial fraction  1/(1 - v^L) = (1/L) sum_k 1/(1 - v w^-k)  (w = e^{2 pi i/L}) into
+# elementary terms; the k = 0 term carries the logarithmic singularity at p = s, the others
+# (_roots_log_sum) are smooth on [0, 1].  Growth (p0 < s) and decay (p0 > s) use different
+# variables so that no term cancels another (course appendix Numerical methods, Closed-form
+# solutions).
+
+
+def _roots_log_sum(y, om_y, m, L):
+    r""":math:`-\frac1L\,\mathrm{Re}\sum_{k=1}^{L-1}\omega^{k(m+1)}\,\mathrm{Log}(1 - y\,\omega^{-k})`, :math:`\omega = e^{2\pi i/L}`.
+
+    With the :math:`k = 0` term :math:`-\frac1L\ln(1 - y)` it is :math:`\int_0^y v^m\,dv/(1 - v^L)`
+    (``0 <= m <= L - 1``, :math:`0 \le y \le 1`).  ``om_y = 1 - y`` is passed separately:
+    :math:`|1 - y\omega^{-k}|^2 = (1 - y)^2 + 4y\sin^2(\pi k/L)` keeps its digits near ``y = 1``.
+    """
+    th = 2.0 * np.pi * np.arange(1, L) / L
+    half = np.sin(th / 2.0) ** 2
+    re = om_y + 2.0 * y * half
+    mod2 = om_y * om_y + 4.0 * y * half
+    arg = np.arctan2(y * np.sin(th), re)
+    phi = (m + 1) * th
+    return float(-np.sum(np.cos(phi) * 0.5 * np.log(mod2) - np.sin(phi) * arg) / L)
+
+
+def _growth_J(u, om_u, L):
+    r""":math:`J(u) = \int_0^u \frac{v\,dv}{1 - v^L}` for :math:`0 \le u < 1` (``om_u = 1 - u``)."""
+    return -math.log(om_u) / L + _roots_log_sum(u, om_u, 1, L)
+
+
+def _decay_phi(q, om_q, L):
+    r""":math:`\varphi(q) = \int_0^1 \frac{\eta^{2L-3}\,d\eta}{1 - q\eta^L} = \sum_k \frac{q^k}{2L-2+kL}` for :math:`0 \le q < 1`.
+
+    The series for :math:`q \le 1/2`; above, :math:`\varphi(q) = q^{-c}\big[\int_0^y \frac{\eta^{L-3}d\eta}{1-\eta^L}
+    - \frac{y^{L-2}}{L-2}\big]` with :math:`y = q^{1/L}` (``om_q = 1 - q`` keeps the log's digits).
+    """
+    if q <= 0.5:
+        k = np.arange(64)
+        return float(np.sum(q**k / (2.0 * L - 2.0 + k * L)))
+    lnq = math.log1p(-om_q)
+    om_y = -math.expm1(lnq / L)
+    y = math.exp(lnq / L)
+    N = -math.log(om_y) / L + _roots_log_sum(y, om_y, L - 3, L) - y ** (L - 2) / (L - 2)
+    return math.exp(-(2.0 - 2.0 / L) * lnq) * N
+
+
+def _decay_log_time(ln_ratio, om_q, s, p0, L):
+    r"""``(ln t, ln p)`` for a decaying mode at :math:`p = p_0e^{\rho}` (``ln_ratio`` :math:`= \rho < 0`), :math:`p > s`.
+
+    ``om_q`` :math:`= 1 - s/p = (p - s)/p`, passed from the caller's exact difference.
+
+    :math:`t = A(p) - A(p_0)`, :math:`A(p) = p^{-c}\varphi(s/p)` (:func:`_decay_phi`), in logarithms:
+    :math:`\ln t = \ln A(p) + \ln(1 - e^{\Delta})`, :math:`\Delta = \ln A(p_0) - \ln A(p) = c\rho +
+    \ln\varphi(q_0) - \ln\varphi(q) < 0`, so neither overflow nor cancellation occurs.
+    """
+    c = 2.0 - 2.0 / L
+    lnp0 = math.log(p0)
+    lnp = lnp0 + ln_ratio
+    q0, om_q0 = s / p0, (p0 - s) / p0
+    q = q0 / math.exp(ln_ratio)
+    lnphi0, lnphi = math.log(_decay_phi(q0, om_q0, L)), math.log(_decay_phi(min(q, 1.0), om_q, L))
+    delta = c * ln_ratio + lnphi0 - lnphi
+    if not delta < 0:
+        return -math.inf, lnp
+    return -c * lnp + lnphi + math.log(-math.expm1(delta)), lnp
+
+
+def _safeguarded_newton(F, x, lo, hi, what, maxiter=200):
+    """Root of an increasing ``F`` on ``[lo, hi]`` (``F(lo) <= 0 <= F(hi)``), from ``x``.
+
+    ``F`` returns ``(value, derivative)``.  Newton steps that leave the bracket are replaced
+    by bisection (geometric once ``lo > 0``), so the loop ends in at most ``maxiter`` steps;
+    otherwise a RuntimeError names ``what``.
+    """
+    eps = np.finfo(float).eps
+    for _ in range(maxiter):
+        f, df = F(x)
+        if f == 0:
+            return x
+        if f > 0:
+            hi = x
+        else:
+            lo = x
+        xn = x - f / df if (df > 0 and math.isfinite(f) and math.isfinite(df)) else math.nan
+        if not lo < xn < hi:
+            xn = math.sqrt(lo * hi) if lo > 0 and hi > 4 * lo else 0.5 * (lo + hi)
+        if abs(xn - x) <= 4 * eps * abs(xn) or hi - lo <= 4 * eps * abs(hi):
+            return xn
+        x = xn
+    raise RuntimeError(f"linflow: {what}: the root finder did not converge in {maxiter} iterations "
+                       f"(bracket [{lo!r}, {hi!r}]); please report this input.")
+
+
+def _deep_growth(s, p0, L, times):
+    r"""Modes :math:`0 < p_0 < s` (``L >= 3``) at ``times``: the root :math:`\ell = -\ln(1 - u)` of
+
+    .. math:: F(\ell) = -\frac{u^{2-L}}{L-2} + J(u) - J(u_0) - C_1,\qquad u = (p/s)^{1/L},\quad
+        C_1 = s^{c}t - \frac{u_0^{2-L}}{L-2},
+
+    where :math:`C_1` is formed in 50-digit decimal arithmetic (its two terms are huge and nearly
+    equal on the plateau of a tiny start).  ``F`` is increasing and concave in :math:`\ell`.
+    """
+    from decimal import Decimal, localcontext
+
+    c = 2.0 - 2.0 / L
+    lnx0 = math.log(p0) - math.log(s)
+    u0 = math.exp(lnx0 / L)
+    J0 = _growth_J(u0, -math.expm1(lnx0 / L), L)
+    l0 = -math.log1p(-u0)
+    l_cap = 40.0 + math.log(L)
+    out = np.empty(len(times))
+    with localcontext() as ctx:
+        ctx.prec = 50
+        A0 = (Decimal(p0) / Decimal(s)) ** (Decimal(2 - L) / Decimal(L)) / (L - 2)
+        S = Decimal(s) ** (Decimal(2 * L - 2) / Decimal(L))
+        C1s = [S * Decimal(float(ti)) - A0 for ti in times]
+        plateau = [(-C1).ln() if -C1 > Decimal(10) ** 20 else None for C1 in C1s]
+    for i, (ti, C1, ln_mC1) in enumerate(zip(times, C1s, plateau)):
+        if ti == 0:
+            out[i] = p0
+            continue
+        if ln_mC1 is not None:  # still on the plateau: -u^{2-L}/(L-2) = C1 to 1e-20 relative
+            lnu = -(float(ln_mC1) + math.log(L - 2)) / (L - 2)
+            out[i] = math.exp(math.log(s) + L * lnu)
+            continue
+        C1 = float(C1)
+        if C1 > 1e300:
+            out[i] = s
+            continue
+
+        def F(ell, C1=C1):
+            om_u = math.exp(-ell)
+            lnu = math.log1p(-om_u)
+            u = math.exp(lnu)
+            val = -math.exp((2 - L) * lnu) / (L - 2) + _growth_J(u, om_u, L) - J0 - C1
+            return val, om_u / (math.exp((L - 1) * lnu) * -math.expm1(L * lnu))
+
+        if F(l_cap)[0] <= 0:
+            out[i] = s
+            continue
+        g = C1 + J0
+        x, lo, hi = l_cap, l0, l_cap
+        if g < -1.0 / (L - 2):
+            lg = -math.log1p(-((L - 2) * -g) ** (-1.0 / (L - 2)))
+            if lo < lg < hi:
+                x = lg
+        ell = _safeguarded_newton(F, x, lo, hi, f"deep_balanced_modes(s={s!r}, p0={p0!r}, L={L}, t={ti!r})")
+        out[i] = s * math.exp(L * math.log1p(-math.exp(-ell)))
+    return out
+
+
+def _deep_decay(s, p0, L, times):
+    r"""Modes :math:`p_0 > s \ge 0` (``L >= 3``) at ``times``.
+
+    ``s = 0``: :math:`p^{-c} = p_0^{-c} + (2L-2)t` (in logarithms).  ``s > 0``: the root
+    :math:`\sigma` of :math:`\ln t(\sigma) = \ln t` with :math:`p = s + (p_0 - s)e^{-\sigma}`
+    (:func:`_decay_log_time`), bracketed by :math:`Ls^ct \le \sigma \le Lp_0^ct` since
+    :math:`d\sigma/dt = Lp^c`.
+    """
+    c = 2.0 - 2.0 / L
+    out = np.empty(len(times))
+    for i, ti in enumerate(times):
+        ti = float(ti)
+        if ti == 0:
+            out[i] = p0
+            continue
+        if s == 0:
+            out[i] = math.exp(-np.logaddexp(-c * math.log(p0), math.log((2 * L - 2) * ti)) / c)
+            continue
+        lnT = math.log(ti)
+        om_q0 = (p0 - s) / p0
+        sigma_cap = math.log(p0 - s) - math.log(s) + 40.0
+
+        def G(sig):
+            e = math.exp(-sig)
+            p = s + (p0 - s) * e
+            drop = -om_q0 * math.expm1(-sig)  # 1 - p/p0
+            ln_ratio = math.log1p(-drop) if drop < 0.5 else math.log(p) - math.log(p0)
+            lnt, lnp = _decay_log_time(ln_ratio, (p0 - s) * e / p, s, p0, L)
+            return lnt - lnT, (math.exp(-lnt - math.log(L) - c * lnp) if lnt > -math.inf else math.inf)
+
+        if G(sigma_cap)[0] <= 0:
+            out[i] = s
+            continue
+        hi = min(math.exp(min(math.log(L) + c * math.log(p0) + lnT, 700.0)), sigma_cap)
+        lo = min(math.exp(min(math.log(L) + c * math.log(s) + lnT, 700.0)), hi)
+        if G(hi)[0] < 0:  # rounding at the bracket's end
+            lo, hi = hi, sigma_cap
+        sig = _safeguarded_newton(G, hi, lo, hi, f"deep_balanced_modes(s={s!r}, p0={p0!r}, L={L}, t={ti!r})")
+        out[i] = s + (p0 - s) * math.exp(-sig)
+    return out
 
 
 def deep_balanced_time(p, s, p0, L):
-    r"""Time for a mode to go from ``p0`` to ``p``: :math:`t = \int_{p_0}^{p}\frac{dq}{L\,q^{2-2/L}(s-q)}`.
+    r"""Time for a mode of :func:`deep_balanced_modes` to go from ``p0`` to ``p``: :math:`t = \int_{p_0}^{p}\frac{dq}{L\,q^{2-2/L}(s-q)}`.
 
-    In the layer variable :math:`w = p^{1/L}` the partial fraction
-    :math:`\frac{1}{w^{L-1}(s-w^L)} = \frac1s\big[w^{1-L} + \frac{w}{s-w^L}\big]` gives
+    ``L = 1``: :math:`\ln\frac{s - p_0}{s - p}`; ``L = 2``: :func:`saxe_learning_time`.  For
+    ``L >= 3``, with :math:`c = 2 - 2/L`, the partial fraction
+    :math:`\frac1{1 - v^L} = \frac1L\sum_{k=0}^{L-1}\frac1{1 - v\omega^{-k}}` (:math:`\omega = e^{2\pi i/L}`)
+    makes the integral elementary:
 
-    .. math:: t = \frac1s\,\frac{w_0^{2-L}-w^{2-L}}{L-2} + \frac1s\int_{w_0}^{w}\frac{v\,dv}{s-v^L}
-        \quad(L\ge3),
+    * growth, :math:`p_0 < p < s`, :math:`u = (p/s)^{1/L}`:
+      :math:`s^c\,t = \frac{u_0^{2-L} - u^{2-L}}{L-2} + J(u) - J(u_0)`,
+      :math:`J(u) = \int_0^u\frac{v\,dv}{1 - v^L} = -\frac1L\sum_k\omega^{2k}\ln(1 - u\omega^{-k})`;
+    * decay, :math:`s \le p < p_0`, :math:`q = s/p`: :math:`t = A(p) - A(p_0)`,
+      :math:`A(p) = p^{-c}\varphi(q)`, :math:`\varphi(q) = \int_0^1\frac{\eta^{2L-3}d\eta}{1 - q\eta^L}
+      = \sum_{j\ge0}\frac{q^j}{2L-2+jL}` (``s = 0``: :math:`t = \frac{p^{-c} - p_0^{-c}}{2L-2}`).
 
-    and the log singularity at :math:`v_* = s^{1/L}` is subtracted analytically
-    (residue :math:`v_*^{2-L}/L`), so ``quad`` integrates a smooth function.  Closed
-    forms for ``L = 1, 2`` (Saxe) and ``L = 4``.  ``p`` must lie between ``p0`` and
-    ``s`` (host, float64).
+    Differences are formed with ``expm1``/``log1p`` of :math:`(p - p_0)/p_0`, and in logarithms
+    where a power would overflow, so the result keeps its relative accuracy for singular values
+    zero, tiny or huge and starts tiny or huge.  ``p = s`` gives ``inf`` (reached only in the limit).
+
+    Raises
+    ------
+    ValueError
+        A non-finite or negative value, ``L < 1``, ``p`` not between ``p0`` and ``s``, or
+        ``p0 = 0 < p`` with ``L >= 2`` (a zero mode never moves).
     """
-    p, s, p0, L = float(p), float(s), float(p0), int(L)
+    p, s, p0 = nonnegative("p", p), nonnegative("s", s), nonnegative("p0", p0)
+    L = integer("L", L, minimum=1)
+    if not min(p0, s) <= p <= max(p0, s):
+        raise ValueError(f"linflow: deep_balanced_time needs p between p0 = {p0!r} and s = {s!r} "
+                         f"(a mode moves monotonically from p0 to s); got p = {p!r}.")
     if p == p0:
         return 0.0
+    if p0 == 0 and L >= 2:
+        raise ValueError(f"linflow: deep_balanced_time: a mode that starts at p0 = 0 stays there for L >= 2; "
+                         f"it never reaches p = {p!r}.")
+    if p == s:
+        return math.inf
     if L == 1:
-        return math.log((s - p0) / (s - p))
+        return math.log1p((p - p0) / (s - p))
     if L == 2:
         return saxe_learning_time(s, p0, p)
-    if L == 4:
-        def F(q):  # s^{3/2} * (2 s^{1/2} atanh(sqrt(q/s)) - ...) written without cancellation
-            x = math.sqrt(q / s)
-            return -1 / (2 * s * math.sqrt(q)) + math.log(
-                (1 + x) * (s + math.sqrt(s * q)) / abs(s - q)) / (4 * s**1.5)
-
-        return F(p) - F(p0)
-    from scipy.integrate import quad
-
-    w0, w = p0 ** (1.0 / L), p ** (1.0 / L)
-    vs = s ** (1.0 / L)
-    A = vs ** (2 - L) / L  # residue of v / (s - v^L) at v_*
-
-    def smooth(v):
-        d = vs - v
-        if abs(d) < 1e-6 * vs:  # Taylor limit of the difference at v_*
-            return (L - 3) / (2 * L) * vs ** (1 - L)
-        return v / (s - v**L) - A / d
-
-    if w == vs:  # p within round-off of s: the time is infinite in floating point
-        return math.inf
-    reg, _ = quad(smooth, w0, w, epsabs=0.0, epsrel=1e-12, limit=200)
-    sing = A * math.log(abs(vs - w0) / abs(vs - w))
-    return ((w0 ** (2 - L) - w ** (2 - L)) / (L - 2) + reg + sing) / s
-
-
-def _invert_time(time, p0, target, ti):
-    """The ``p`` between ``p0`` and ``target`` with ``time(p) = ti``, for an increasing learning time.
-
-    Brackets by halving the gap to ``target`` until ``time`` exceeds ``ti``, then ``brentq``.
-    Near the target ``t(p)`` is ill-conditioned (course appendix *Numerical methods*, Closed-form solutions), so ``p`` is compared, not ``t``.
-    """
-    from scipy.optimize import brentq
-
-    if ti == 0 or p0 == target:
-        return p0
-    gap = target - p0
-    k = 1
-    while True:
-        hi = target - gap * 2.0**-k
-        if hi == target or time(hi) >= ti:
-            break
-        k += 1
-    if hi == target or math.isinf(time(hi)):
-        return hi  # converged to the target within round-off
-    return brentq(lambda p: time(p) - ti, p0, hi, xtol=1e-15 * max(abs(target), abs(p0)),
-                  rtol=4 * np.finfo(float).eps, maxiter=200)
+    c = 2.0 - 2.0 / L
+    if p < p0:  # decay towards s
+        lnt, _ = _decay_log_time(math.log1p((p - p0) / p0), (p - s) / p, s, p0, L)
+        return math.exp(lnt)
+    lnu0 = (math.log(p0) - math.log(s)) / L
+    u0, om_u0 = math.exp(lnu0), -math.expm1(lnu0)
+    lnu = math.log1p((p - s) / s) / L
+    u, om_u = math.exp(lnu), -math.expm1(lnu)
+    M = (2 - L) * lnu0  # ln u0^{2-L} >= 0
+    first = -math.expm1((2 - L) * math.log1p((p - p0) / p0) / L) / (L - 2)  # (u0^{2-L} - u^{2-L}) / u0^{2-L} / (L-2)
+    rest = _growth_J(u, om_u, L) - _growth_J(u0, om_u0, L)
+    return math.exp(-c * math.log(s) + M + math.log(first + rest * math.exp(-M)))
 
 
 def deep_balanced_modes(s, p0, L, t):
-    r"""Mode strengths :math:`p(t)` solving :math:`\dot p = L\,p^{2-2/L}(s-p)`.
+    r"""Mode strengths :math:`p(t)` solving :math:`\dot p = L\,p^{2-2/L}(s-p)`, :math:`p(0) = p_0`.
 
-    :func:`deep_balanced_time` is inverted with ``brentq`` on the interval between
-    ``p0`` and ``s`` (never near convergence in ``t``, where ``t(p)`` is ill-conditioned).
+    ``L = 1``: :math:`p = s(1 - e^{-t}) + p_0e^{-t}`; ``L = 2``: :func:`saxe_modes`.  For
+    ``L >= 3`` the implicit solution of :func:`deep_balanced_time` is inverted by a safeguarded
+    Newton iteration (at most 200 steps, each inside a bracket) in a variable where the time is
+    well conditioned: :math:`\ell = -\ln(1 - (p/s)^{1/L})` for growth and
+    :math:`\sigma = \ln\frac{p_0 - s}{p - s}` for decay, so ``p`` keeps its relative accuracy up to
+    convergence and beyond.  For growth the constant :math:`s^ct - u_0^{2-L}/(L-2)` is formed in
+    50-digit decimal arithmetic: on the plateau of a tiny start both terms are huge and cancel.
+    A zero start stays at zero; ``s = 0`` decays explicitly.
 
     Parameters
     ----------
-    s, p0 : array_like (r,)
-        Target singular values and initial mode strengths (``p0 > 0``).
+    s : array_like (r,)
+        Target singular values, ``>= 0``.
+    p0 : float or array_like (r,)
+        Initial mode strengths, ``>= 0``.
     L : int
-    t : array_like (T,)
+    t : float or array_like (T,)
+        Times, ``>= 0``.
 
     Returns
     -------
     numpy array (T, r).
     """
-    s = np.atleast_1d(np.asarray(to_numpy(s), dtype=np.float64))
-    p0 = np.broadcast_to(np.asarray(to_numpy(p0), dtype=np.float64), s.shape)
+    s = _checked_host(s, "s", "deep_balanced_modes")
+    if s.ndim > 1:
+        raise ValueError(f"linflow: deep_balanced_modes needs s of shape (r,); got shape {s.shape}.")
+    s = np.atleast_1d(s)
+    p0 = _checked_host(p0, "p0", "deep_balanced_modes")
+    try:
+        p0 = np.broadcast_to(p0, s.shape)
+    except ValueError:
+        raise ValueError(f"linflow: deep_balanced_modes needs p0 as one value or one per mode ({s.size}); "
+                         f"got shape {p0.shape}.") from None
+    if np.any(s < 0) or np.any(p0 < 0):
+        raise ValueError(f"linflow: deep_balanced_modes needs s >= 0 and p0 >= 0; got s = {s}, p0 = {p0}.")
+    L = integer("L", L, minimum=1)
     t = _times(t)
     out = np.empty((t.size, s.size))
-    for j, (sj, pj) in enumerate(zip(s, p0)):
-        for i, ti in enumerate(t):
-            out[i, j] = _invert_time(lambda p: deep_balanced_time(p, sj, pj, L), pj, sj, ti)
+    for j, (sj, pj) in enumerate(zip(s.tolist(), p0.tolist())):
+        if L == 1:
+            with np.errstate(**_QUIET):
+                out[:, j] = -sj * np.expm1(-t) + pj * np.exp(-t)
+        elif L == 2:
+            out[:, j] = saxe_modes(np.float64(sj), np.float64(pj), t)
+        elif pj == 0 or pj == sj:
+            out[:, j] = pj
+        elif pj < sj:
+            out[:, j] = _deep_growth(sj, pj, L, t)
+        else:
+            out[:, j] = _deep_decay(sj, pj, L, t)
     return out
 
 
@@ -476,84 +792,225 @@ def _times(t, name="t"):
 # --- scalar networks ---------------------------------------------------------------------
 
 
+def _scalar_two_layer_N(q, y, c, K):
+    r""":math:`\frac{4yq + c^2 + K\sqrt{4q^2+c^2}}{2|q - y|}`, rationalized where the numerator cancels.
+
+    :math:`K^2(4q^2+c^2) - (4yq+c^2)^2 = 4c^2(q-y)^2`, so for :math:`4yq + c^2 < 0` it equals
+    :math:`\frac{2c^2|q - y|}{K\sqrt{4q^2+c^2} - 4yq - c^2}` (a sum of positive terms below).
+    """
+    a = 4.0 * y * q + c * c
+    R = math.hypot(2.0 * q, c)
+    if a >= 0:
+        return (a + K * R) / (2.0 * abs(q - y))
+    return 2.0 * c * c * abs(q - y) / (K * R - a)
+
+
 def scalar_two_layer_time(p, p0, y, c):
     r"""Time from ``p0`` to ``p`` for :math:`\dot p = (y-p)\sqrt{4p^2+c^2}` (two scalar layers).
 
     .. math:: t = \frac1K\ln\left|\frac{4yp + c^2 + K\sqrt{4p^2+c^2}}{2p-2y}\right|\Bigg|_{p_0}^{p},
-        \qquad K = \sqrt{4y^2+c^2},\quad c = w_1^2 - w_2^2.
+        \qquad K = \sqrt{4y^2+c^2},\quad c = w_1^2 - w_2^2,
+
+    with the numerator rationalized where it cancels, and the two ends combined in one
+    logarithm.  Where that logarithm is below 0.1 (short times, or :math:`K` tiny) the integral
+    :math:`\int_{p_0}^{p}\frac{dq}{(y-q)\sqrt{4q^2+c^2}}` of a positive function is taken by
+    ``quad`` instead (relative tolerance 1e-13).  ``p = y`` gives ``inf``.
+
+    Raises
+    ------
+    ValueError
+        A non-finite argument, ``p`` not between ``p0`` and ``y``, or a start that cannot move
+        (``p0 = c = 0``) or cannot reach ``y`` (``c = 0`` and ``p0`` of the other sign than ``y``).
     """
-    K = math.sqrt(4 * y * y + c * c)
+    p, p0, y, c = real("p", p), real("p0", p0), real("y", y), real("c", c)
+    if not min(p0, y) <= p <= max(p0, y):
+        raise ValueError(f"linflow: scalar_two_layer_time needs p between p0 = {p0!r} and y = {y!r} "
+                         f"(p moves monotonically from p0 to y); got p = {p!r}.")
+    if p == p0:
+        return 0.0
+    if c == 0 and p0 * y <= 0:
+        raise ValueError(f"linflow: scalar_two_layer_time: a balanced start (c = 0) with p0 = {p0!r} "
+                         f"never reaches p = {p!r} (p tends to 0 on the saddle manifold).")
+    if p == y:
+        return math.inf
+    K = math.hypot(2.0 * y, c)
+    ratio = _scalar_two_layer_N(p, y, c, K) / _scalar_two_layer_N(p0, y, c, K)
+    log_ratio = math.log(ratio)
+    if abs(log_ratio) >= 0.1:
+        return log_ratio / K
+    from scipy.integrate import quad
 
-    def F(q):
-        return math.log(abs((4 * y * q + c * c + K * math.sqrt(4 * q * q + c * c)) / (2 * q - 2 * y))) / K
-
-    return F(p) - F(p0)
+    lo, hi = min(p0, p), max(p0, p)
+    pts = [0.0] if lo < 0 < hi else None
+    val, _ = quad(lambda q: 1.0 / (abs(y - q) * math.hypot(2.0 * q, c)), lo, hi, points=pts,
+                  epsabs=0.0, epsrel=1e-13, limit=200)
+    return val
 
 
 def scalar_two_layer(w, y, t):
-    r"""Product :math:`p(t) = w_1(t)w_2(t)` of two scalar layers, by ``brentq`` on :func:`scalar_two_layer_time`.
+    r"""Product :math:`p(t) = w_1(t)w_2(t)` of two scalar layers, in closed form, for any start.
 
-    Any imbalance :math:`c = w_1^2 - w_2^2`; :math:`p` moves monotonically from
-    :math:`p_0 = w_1w_2` to ``y`` (requires :math:`p_0 \ne 0` or :math:`c \ne 0`).
+    The scalar case of :func:`riccati` (:math:`\lambda = c = w_1^2 - w_2^2`): with
+    :math:`F = \begin{bmatrix}c/2 & y\\ y & -c/2\end{bmatrix}` (eigenvalues :math:`\pm K/2`,
+    :math:`K = \sqrt{4y^2 + c^2}`), :math:`v = e^{Ft}w` and
+    :math:`g = w^\top\!\int_0^te^{2Fs}ds\,w`, :math:`p = v_1v_2/(1 + g)`.  For :math:`Kt \le 2`
+    it is evaluated with :math:`e^{Ft} = \cosh\frac{Kt}2 I + \frac{2}{K}\sinh\frac{Kt}2 F`; beyond, in
+    the eigenbasis, multiplied through by :math:`Ke^{-Kt}`:
+
+    .. math:: p = \frac{y(z_+^2 - E^2z_-^2) + E\,c^2(p_0 - y)/K}{KE + (1 - E)(z_+^2 + Ez_-^2)},
+        \qquad E = e^{-Kt},
+
+    with :math:`z_\pm^2 = \tfrac12\big(r_0 \pm (c^2 + 4yp_0)/K\big)`, :math:`r_0 = w_1^2 + w_2^2`, the
+    smaller one from :math:`z_+^2z_-^2 = c^2(p_0-y)^2/K^2` (no cancellation; the denominator is a
+    sum of non-negative terms).  A balanced start of the other sign than ``y`` tends to 0.
 
     Returns
     -------
     numpy array ``(T,)``.
+
+    Raises
+    ------
+    ValueError
+        Not two finite weights, a non-finite ``y``, or weights whose squares overflow (``|w| > 1e154``).
     """
-    wv = np.asarray(to_numpy(w), dtype=np.float64).ravel()
+    wv = _checked_host(w, "w", "scalar_two_layer").ravel()
     if wv.size != 2:
         raise ValueError(f"linflow: scalar_two_layer needs two weights w = (w1, w2); got {wv.size} values.")
-    w1, w2 = real("w[0]", wv[0]), real("w[1]", wv[1])
+    w1, w2 = float(wv[0]), float(wv[1])
     y = real("y", y)
-    c = w1 * w1 - w2 * w2
-    p0 = w1 * w2
     t = _times(t)
-    if c == 0 and p0 * y <= 0 and p0 != y:
-        raise ValueError(
-            f"linflow: scalar_two_layer: a balanced start (w1^2 = w2^2) whose product p0 = {p0:.4g} is "
-            f"0 or of the other sign than y = {y:.4g} cannot reach y (p stays on the saddle manifold "
-            "and tends to 0); this closed form covers p moving monotonically from p0 to y."
-        )
+    r0 = w1 * w1 + w2 * w2
+    if not math.isfinite(r0) or not math.isfinite(4.0 * y * y + r0 * r0):
+        raise ValueError(f"linflow: scalar_two_layer: w1^2 + w2^2 or the rate K overflows float64 for "
+                         f"w = ({w1!r}, {w2!r}), y = {y!r}; rescale the problem.")
+    c, p0 = w1 * w1 - w2 * w2, w1 * w2
+    K = math.hypot(2.0 * y, c)
+    b = (c * c + 4.0 * y * p0) / K if K > 0 else 0.0
+    zz = (c * (p0 - y) / K) ** 2 if K > 0 else 0.0
+    if b >= 0:
+        zp2 = 0.5 * (r0 + b)
+        zm2 = zz / zp2 if zp2 > 0 else 0.0
+    else:
+        zm2 = 0.5 * (r0 - b)
+        zp2 = zz / zm2 if zm2 > 0 else 0.0
     out = np.empty(t.size)
-    for i, ti in enumerate(t):
-        out[i] = _invert_time(lambda p: scalar_two_layer_time(p, p0, y, c), p0, y, ti)
+    for i, ti in enumerate(t.tolist()):
+        x = 0.5 * K * ti
+        if x <= 1.0:
+            C = math.cosh(x)
+            S = ti * (math.sinh(x) / x if x > 0 else 1.0)
+            v1 = C * w1 + S * (0.5 * c * w1 + y * w2)
+            v2 = C * w2 + S * (y * w1 - 0.5 * c * w2)
+            out[i] = v1 * v2 / (1.0 + r0 * S * C + 0.5 * S * S * (c * c + 4.0 * y * p0))
+        else:
+            E = math.exp(-K * ti)
+            num = y * (zp2 - E * E * zm2) + E * c * c * (p0 - y) / K
+            out[i] = num / (K * E + (1.0 - E) * (zp2 + E * zm2))
     return out
 
 
 def scalar_deep(w, y, t, *, rtol=1e-13):
     r"""Product :math:`p(t) = \prod_i w_i(t)` of ``L`` scalar layers via the exact reduced ODE.
 
-    With :math:`u = w_1^2` and :math:`c_j = w_1(0)^2 - w_j(0)^2` (conserved),
-    :math:`w_j^2 = u - c_j` and
+    Every :math:`w_j^2 - w_k^2` is conserved.  With :math:`k` the smallest weight,
+    :math:`u = w_k^2` and :math:`d_j = w_j(0)^2 - w_k(0)^2 \ge 0`, :math:`w_j^2 = u + d_j` (a sum
+    of non-negative terms) and
 
-    .. math:: \dot u = 2p(y-p),\qquad p = \operatorname{sgn}\cdot\sqrt{\textstyle\prod_j(u-c_j)},
+    .. math:: \dot u = 2p(y-p),\qquad p = \operatorname{sgn}\cdot\sqrt{\textstyle\prod_j(u+d_j)}.
 
-    integrated with ``solve_ivp(DOP853)``.  Valid while no :math:`w_j` crosses zero,
-    e.g. all :math:`w_j(0) > 0` and :math:`0 < p(0) < y`.
+    The limit :math:`u_*` (:math:`\prod_j(u_*+d_j) = y^2`) is found by ``brentq`` in
+    :math:`\ln u`, and :math:`y^2 - p^2 = (u_* - u)\,Q(u)` with
+    :math:`Q = \sum_i\prod_{j<i}(u+d_j)\prod_{j>i}(u_*+d_j) > 0` (no cancellation).  The ODE is
+    integrated (``solve_ivp``, DOP853, tolerance ``rtol``) in a variable whose speed stays bounded
+    up to convergence and beyond, so long times cost a few steps:
+    :math:`\psi = \ln\frac{u}{u_* - u}`, :math:`\dot\psi = \frac{2pQu_*}{u(y+p)}` while
+    :math:`p` grows (:math:`u` and :math:`u_* - u` both keep their digits), and
+    :math:`z = \ln(u - u_*)`, :math:`\dot z = -\frac{2pQ}{y+p}` while it decays.  Valid while no
+    :math:`w_j` crosses zero: :math:`p_0` of the sign of ``y``, or ``y = 0``.
 
     Returns
     -------
     numpy array ``(T,)``.
+
+    Raises
+    ------
+    ValueError
+        A zero or non-finite weight, squares or a product that overflow, ``p0`` of the other sign
+        than ``y`` (a weight would cross zero), or ``rtol`` outside (0, 1).
     """
     from scipy.integrate import solve_ivp
+    from scipy.optimize import brentq
 
-    w = np.asarray(to_numpy(w), dtype=np.float64).ravel()
-    check_matrix(w, "w", ndim=1)
+    w = _checked_host(w, "w", "scalar_deep").ravel()
+    if w.size == 0:
+        raise ValueError("linflow: scalar_deep needs at least one weight; got none.")
     y = real("y", y)
+    rtol = positive("rtol", rtol)
+    if not rtol < 1:
+        raise ValueError(f"linflow: scalar_deep needs 0 < rtol < 1; got rtol = {rtol!r}.")
     if np.any(w == 0):
-        raise ValueError("linflow: scalar_deep needs non-zero initial weights.")
-    sign = float(np.prod(np.sign(w)))
-    c = w[0] ** 2 - w**2
-    y = float(y)
+        raise ValueError(f"linflow: scalar_deep needs non-zero initial weights; got w = {w}.")
     t = _times(t)
+    with np.errstate(**_QUIET):
+        w2 = w * w
+        p0 = float(np.prod(w))
+    if not (np.all(np.isfinite(w2)) and np.all(w2 > 0) and math.isfinite(p0) and p0 != 0):
+        raise ValueError(f"linflow: scalar_deep: the squares or the product of w = {w} overflow or underflow "
+                         "float64; rescale the problem.")
+    sgn = math.copysign(1.0, p0)
+    if y != 0 and sgn * y < 0:
+        raise ValueError(f"linflow: scalar_deep covers p moving from p0 = {p0!r} to y = {y!r} without a weight "
+                         "crossing zero; p0 must have the sign of y (or y = 0).")
+    k = int(np.argmin(w2))
+    u0 = float(w2[k])
+    d = w2 - u0
+    d[k] = 0.0
+    if y == 0:
+        us = 0.0
+    else:
+        lny2 = 2.0 * math.log(abs(y))
+        hi = abs(y) ** (2.0 / w.size)
+        lo = y * y / float(np.prod(np.delete(hi + d, k))) if w.size > 1 else hi
+        us = math.exp(brentq(lambda v: float(np.sum(np.log(math.exp(v) + d))) - lny2,
+                             math.log(lo), math.log(hi), xtol=1e-300, rtol=4 * np.finfo(float).eps,
+                             maxiter=200)) if lo < hi else hi
 
-    def rhs(_, u):
-        p = sign * math.sqrt(max(float(np.prod(u[0] - c)), 0.0))
-        return [2.0 * p * (y - p)]
+    def p_of(u):
+        return sgn * math.exp(0.5 * float(np.sum(np.log(u + d))))
 
-    sol = solve_ivp(rhs, (0.0, float(t.max())), [w[0] ** 2], method="DOP853", t_eval=t,
-                    rtol=rtol, atol=rtol * w[0] ** 2, dense_output=False)
-    if not sol.success:  # pragma: no cover
-        raise RuntimeError(f"linflow: scalar_deep: {sol.message}")
-    u = sol.y[0]
-    return sign * np.sqrt(np.maximum(np.prod(u[:, None] - c[None, :], axis=1), 0.0))
+    def Q(u):
+        b, a = u + d, us + d
+        return float(sum(np.prod(b[:i]) * np.prod(a[i + 1:]) for i in range(w.size)))
+
+    if u0 == us or t.max() == 0:
+        return np.full(t.size, p0)
+    order = np.argsort(t)
+    grow = u0 < us
+    if grow:
+        def u_of(psi):
+            return us / (1.0 + math.exp(-psi)) if psi > 0 else us * math.exp(psi) / (1.0 + math.exp(psi))
+
+        def rhs(_, v):
+            u = u_of(v[0])
+            p = p_of(u)
+            return [2.0 * (p / u) * Q(u) * us / (y + p)]
+
+        v0 = math.log(u0) - math.log(us - u0)
+    else:
+        def u_of(z):
+            return us + math.exp(z)
+
+        def rhs(_, v):
+            u = u_of(v[0])
+            p = p_of(u)
+            return [-2.0 * Q(u) * (p / (y + p) if y != 0 else 1.0)]
+
+        v0 = math.log(u0 - us)
+    with np.errstate(**_QUIET):
+        sol = solve_ivp(rhs, (0.0, float(t.max())), [v0], method="DOP853", t_eval=t[order],
+                        rtol=rtol, atol=rtol)
+    if not sol.success:  # pragma: no cover - a smooth scalar ODE with a bounded right-hand side
+        raise RuntimeError(f"linflow: scalar_deep: the reduced ODE failed: {sol.message}")
+    out = np.empty(t.size)
+    out[order] = [p_of(u_of(v)) for v in sol.y[0]]
+    return out
