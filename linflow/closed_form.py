@@ -391,7 +391,7 @@ def _decay_log_time(ln_ratio, om_q, s, p0, L):
     lnp0 = math.log(p0)
     lnp = lnp0 + ln_ratio
     q0, om_q0 = s / p0, (p0 - s) / p0
-    q = q0 / math.exp(ln_ratio)
+    q = math.exp(math.log(s) - lnp) if s > 0 else 0.0
     lnphi0, lnphi = math.log(_decay_phi(q0, om_q0, L)), math.log(_decay_phi(min(q, 1.0), om_q, L))
     delta = c * ln_ratio + lnphi0 - lnphi
     if not delta < 0:
@@ -503,14 +503,15 @@ def _deep_decay(s, p0, L, times):
             continue
         lnT = math.log(ti)
         om_q0 = (p0 - s) / p0
-        sigma_cap = math.log(p0 - s) - math.log(s) + 40.0
+        ln_gap0 = math.log(p0 - s)
+        sigma_cap = ln_gap0 - math.log(s) + 40.0
 
         def G(sig):
-            e = math.exp(-sig)
-            p = s + (p0 - s) * e
+            gap = math.exp(ln_gap0 - sig)  # p - s
+            p = s + gap
             drop = -om_q0 * math.expm1(-sig)  # 1 - p/p0
             ln_ratio = math.log1p(-drop) if drop < 0.5 else math.log(p) - math.log(p0)
-            lnt, lnp = _decay_log_time(ln_ratio, (p0 - s) * e / p, s, p0, L)
+            lnt, lnp = _decay_log_time(ln_ratio, gap / p, s, p0, L)
             return lnt - lnT, (math.exp(-lnt - math.log(L) - c * lnp) if lnt > -math.inf else math.inf)
 
         if G(sigma_cap)[0] <= 0:
@@ -521,7 +522,7 @@ def _deep_decay(s, p0, L, times):
         if G(hi)[0] < 0:  # rounding at the bracket's end
             lo, hi = hi, sigma_cap
         sig = _safeguarded_newton(G, hi, lo, hi, f"deep_balanced_modes(s={s!r}, p0={p0!r}, L={L}, t={ti!r})")
-        out[i] = s + (p0 - s) * math.exp(-sig)
+        out[i] = s + math.exp(ln_gap0 - sig)
     return out
 
 
@@ -541,8 +542,10 @@ def deep_balanced_time(p, s, p0, L):
       = \sum_{j\ge0}\frac{q^j}{2L-2+jL}` (``s = 0``: :math:`t = \frac{p^{-c} - p_0^{-c}}{2L-2}`).
 
     Differences are formed with ``expm1``/``log1p`` of :math:`(p - p_0)/p_0`, and in logarithms
-    where a power would overflow, so the result keeps its relative accuracy for singular values
-    zero, tiny or huge and starts tiny or huge.  ``p = s`` gives ``inf`` (reached only in the limit).
+    where a power would overflow; a short step (:math:`|p - p_0| < \frac14\min(p_0, |s - p|)`),
+    where the elementary terms would nearly cancel, is integrated by ``quad`` (a smooth
+    integrand there).  So the result keeps its relative accuracy for singular values zero, tiny
+    or huge and starts tiny or huge.  ``p = s`` gives ``inf`` (reached only in the limit).
 
     Raises
     ------
@@ -567,12 +570,23 @@ def deep_balanced_time(p, s, p0, L):
     if L == 2:
         return saxe_learning_time(s, p0, p)
     c = 2.0 - 2.0 / L
+    if abs(p - p0) < 0.25 * min(p0, abs(s - p)):
+        # a short step away from 0 and s: the elementary terms would nearly cancel, while the
+        # integrand is smooth; in q = p0 (1 + x), t = p0^{-c} int dx / (L (1+x)^c (s/p0 - 1 - x))
+        from scipy.integrate import quad
+
+        q0 = s / p0
+        val, _ = quad(lambda x: 1.0 / (L * (1.0 + x) ** c * (q0 - 1.0 - x)), 0.0, (p - p0) / p0,
+                      epsabs=0.0, epsrel=1e-13, limit=100)
+        return math.exp(-c * math.log(p0)) * val
     if p < p0:  # decay towards s
-        lnt, _ = _decay_log_time(math.log1p((p - p0) / p0), (p - s) / p, s, p0, L)
+        x = (p - p0) / p0
+        lnt, _ = _decay_log_time(math.log1p(x) if x > -0.5 else math.log(p) - math.log(p0), (p - s) / p, s, p0, L)
         return math.exp(lnt)
     lnu0 = (math.log(p0) - math.log(s)) / L
     u0, om_u0 = math.exp(lnu0), -math.expm1(lnu0)
-    lnu = math.log1p((p - s) / s) / L
+    x = (p - s) / s
+    lnu = (math.log1p(x) if x > -0.5 else math.log(p) - math.log(s)) / L
     u, om_u = math.exp(lnu), -math.expm1(lnu)
     M = (2 - L) * lnu0  # ln u0^{2-L} >= 0
     first = -math.expm1((2 - L) * math.log1p((p - p0) / p0) / L) / (L - 2)  # (u0^{2-L} - u^{2-L}) / u0^{2-L} / (L-2)
@@ -783,7 +797,9 @@ def _solve_upper_right(xp, R, B):
 
 def _times(t, name="t"):
     """Host float64 times, finite and >= 0 (the closed forms run forward from t = 0)."""
-    t = np.atleast_1d(np.asarray(to_numpy(t), dtype=np.float64))
+    t = np.atleast_1d(_host_float("closed_form", name, t))
+    if t.ndim != 1:
+        raise ValueError(f"linflow: {name} must be a number or a 1-d array of times; got shape {t.shape}.")
     if not (np.all(np.isfinite(t)) and np.all(t >= 0)):
         raise ValueError(f"linflow: {name} must hold finite times >= 0; got {t}.")
     return t
@@ -975,8 +991,11 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
                              math.log(lo), math.log(hi), xtol=1e-300, rtol=4 * np.finfo(float).eps,
                              maxiter=200)) if lo < hi else hi
 
-    def p_of(u):
-        return sgn * math.exp(0.5 * float(np.sum(np.log(u + d))))
+    zero = d == 0  # the smallest weight(s): w_j^2 = u
+
+    def log_p2(u, lnu):
+        """ln p^2 = sum_j ln(u + d_j), with ln u given (u itself may underflow on a plateau)."""
+        return float(np.sum(np.log(u + d[~zero]))) + int(zero.sum()) * lnu
 
     def Q(u):
         b, a = u + d, us + d
@@ -984,33 +1003,43 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
 
     if u0 == us or t.max() == 0:
         return np.full(t.size, p0)
-    order = np.argsort(t)
-    grow = u0 < us
-    if grow:
+    if u0 < us:  # growth: psi = ln(u / (u_* - u))
         def u_of(psi):
-            return us / (1.0 + math.exp(-psi)) if psi > 0 else us * math.exp(psi) / (1.0 + math.exp(psi))
+            lnu = math.log(us) - math.log1p(math.exp(-psi)) if psi > 0 else \
+                math.log(us) + psi - math.log1p(math.exp(psi))
+            return math.exp(lnu), lnu
 
         def rhs(_, v):
-            u = u_of(v[0])
-            p = p_of(u)
-            return [2.0 * (p / u) * Q(u) * us / (y + p)]
+            u, lnu = u_of(v[0])
+            lp2 = log_p2(u, lnu)
+            p = sgn * math.exp(0.5 * lp2)
+            return [2.0 * sgn * math.exp(min(0.5 * lp2 - lnu, 700.0)) * Q(u) * us / (y + p)]
 
         v0 = math.log(u0) - math.log(us - u0)
-    else:
+    else:  # decay: z = ln(u - u_*)
         def u_of(z):
-            return us + math.exp(z)
+            u = us + math.exp(z)
+            return u, (math.log(u) if us > 0 else z)
 
         def rhs(_, v):
-            u = u_of(v[0])
-            p = p_of(u)
+            u, lnu = u_of(v[0])
+            p = sgn * math.exp(0.5 * log_p2(u, lnu))
             return [-2.0 * Q(u) * (p / (y + p) if y != 0 else 1.0)]
 
         v0 = math.log(u0 - us)
+    # Stop once u equals u_* to 1e-20 (or underflows, for y = 0): later the state is its limit.
+    v_end = 46.0 if u0 < us else (math.log(us) - 46.0 if us > 0 else -1500.0)
+    done = lambda _, v: v[0] - v_end  # noqa: E731
+    done.terminal = True
+    tu, inv = np.unique(t, return_inverse=True)
     with np.errstate(**_QUIET):
-        sol = solve_ivp(rhs, (0.0, float(t.max())), [v0], method="DOP853", t_eval=t[order],
-                        rtol=rtol, atol=rtol)
-    if not sol.success:  # pragma: no cover - a smooth scalar ODE with a bounded right-hand side
+        sol = solve_ivp(rhs, (0.0, float(tu[-1])), [v0], method="DOP853", t_eval=tu,
+                        rtol=rtol, atol=rtol, events=done)
+    if sol.status < 0:  # pragma: no cover - a smooth scalar ODE with a bounded right-hand side
         raise RuntimeError(f"linflow: scalar_deep: the reduced ODE failed: {sol.message}")
-    out = np.empty(t.size)
-    out[order] = [p_of(u_of(v)) for v in sol.y[0]]
+    v = np.full(tu.size, math.inf if u0 < us else -math.inf)
+    reached = np.asarray(sol.y, dtype=np.float64).reshape(-1)  # the times before the stop
+    v[: reached.size] = reached
+    with np.errstate(**_QUIET):
+        out = np.array([sgn * math.exp(0.5 * log_p2(*u_of(vi))) for vi in v])[inv.ravel()]
     return out
