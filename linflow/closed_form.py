@@ -992,10 +992,11 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
                              maxiter=200)) if lo < hi else hi
 
     zero = d == 0  # the smallest weight(s): w_j^2 = u
+    m = int(zero.sum())
 
     def log_p2(u, lnu):
-        """ln p^2 = sum_j ln(u + d_j), with ln u given (u itself may underflow on a plateau)."""
-        return float(np.sum(np.log(u + d[~zero]))) + int(zero.sum()) * lnu
+        """ln p^2 = sum_j ln(u + d_j), with ln u given (u itself may underflow)."""
+        return float(np.sum(np.log(u + d[~zero]))) + m * lnu
 
     def Q(u):
         b, a = u + d, us + d
@@ -1003,43 +1004,60 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
 
     if u0 == us or t.max() == 0:
         return np.full(t.size, p0)
-    if u0 < us:  # growth: psi = ln(u / (u_* - u))
-        def u_of(psi):
-            lnu = math.log(us) - math.log1p(math.exp(-psi)) if psi > 0 else \
-                math.log(us) + psi - math.log1p(math.exp(psi))
-            return math.exp(lnu), lnu
-
-        def rhs(_, v):
-            u, lnu = u_of(v[0])
-            lp2 = log_p2(u, lnu)
-            p = sgn * math.exp(0.5 * lp2)
-            return [2.0 * sgn * math.exp(min(0.5 * lp2 - lnu, 700.0)) * Q(u) * us / (y + p)]
-
-        v0 = math.log(u0) - math.log(us - u0)
-    else:  # decay: z = ln(u - u_*)
-        def u_of(z):
-            u = us + math.exp(z)
-            return u, (math.log(u) if us > 0 else z)
-
-        def rhs(_, v):
-            u, lnu = u_of(v[0])
-            p = sgn * math.exp(0.5 * log_p2(u, lnu))
-            return [-2.0 * Q(u) * (p / (y + p) if y != 0 else 1.0)]
-
-        v0 = math.log(u0 - us)
-    # Stop once u equals u_* to 1e-20 (or underflows, for y = 0): later the state is its limit.
-    v_end = 46.0 if u0 < us else (math.log(us) - 46.0 if us > 0 else -1500.0)
-    done = lambda _, v: v[0] - v_end  # noqa: E731
-    done.terminal = True
     tu, inv = np.unique(t, return_inverse=True)
+    out = np.full(tu.size, np.nan)
+    t1, n1 = 0.0, 0
+    if u0 < 0.5 * us:  # phase 1, the plateau: r = |w_k| = sqrt(u), dr/dt = p (y - p) / r (bounded)
+        def rhs_r(_, v):
+            r = v[0]
+            lp = float(np.sum(np.log(r * r + d[~zero])))
+            return [sgn * r ** (m - 1) * math.exp(0.5 * lp) * (y - sgn * r**m * math.exp(0.5 * lp))]
+
+        half = lambda _, v: v[0] - math.sqrt(0.5 * us)  # noqa: E731
+        half.terminal = True
+        with np.errstate(**_QUIET):
+            sol = solve_ivp(rhs_r, (0.0, float(tu[-1])), [math.sqrt(u0)], method="DOP853", t_eval=tu,
+                            rtol=rtol, atol=1e-300, events=half)
+        _ode_ok(sol)
+        r = np.asarray(sol.y, dtype=np.float64).reshape(-1)
+        n1 = r.size
+        out[:n1] = [sgn * math.exp(0.5 * log_p2(ri * ri, 2.0 * math.log(ri))) for ri in r]
+        if sol.status != 1:
+            return out[inv.ravel()]
+        t1, r1 = float(sol.t_events[0][0]), float(sol.y_events[0][0][0])
+        z0 = math.log(us - r1 * r1)
+    else:
+        z0 = math.log(abs(u0 - us))
+    # phase 2, towards the limit: z = ln|u - u_*|, dz/dt = -2 p Q / (y + p) (speed bounded as z -> -inf);
+    # stopped once u equals u_* to 1e-20 (or underflows, for y = 0): later the state is its limit.
+    sign_e = -1.0 if u0 < us else 1.0
+
+    def u_of(z):
+        u = us + sign_e * math.exp(z)
+        return u, (math.log(u) if u > 0 else z)
+
+    def rhs(_, v):
+        u, lnu = u_of(v[0])
+        p = sgn * math.exp(0.5 * log_p2(u, lnu))
+        return [-2.0 * Q(u) * (p / (y + p) if y != 0 else 1.0)]
+
+    z_end = math.log(us) - 46.0 if us > 0 else -1500.0
+    done = lambda _, v: v[0] - z_end  # noqa: E731
+    done.terminal = True
+    rest = tu[n1:]
+    z = np.full(rest.size, -math.inf)
+    if rest.size:
+        with np.errstate(**_QUIET):
+            sol = solve_ivp(rhs, (t1, float(rest[-1])), [z0], method="DOP853", t_eval=rest,
+                            rtol=rtol, atol=rtol, events=done)
+        _ode_ok(sol)
+        reached = np.asarray(sol.y, dtype=np.float64).reshape(-1)  # the times before the stop
+        z[: reached.size] = reached
     with np.errstate(**_QUIET):
-        sol = solve_ivp(rhs, (0.0, float(tu[-1])), [v0], method="DOP853", t_eval=tu,
-                        rtol=rtol, atol=rtol, events=done)
-    if sol.status < 0:  # pragma: no cover - a smooth scalar ODE with a bounded right-hand side
+        out[n1:] = [sgn * math.exp(0.5 * log_p2(*u_of(zi))) for zi in z]
+    return out[inv.ravel()]
+
+
+def _ode_ok(sol):
+    if sol.status < 0:  # pragma: no cover - smooth scalar ODEs with bounded right-hand sides
         raise RuntimeError(f"linflow: scalar_deep: the reduced ODE failed: {sol.message}")
-    v = np.full(tu.size, math.inf if u0 < us else -math.inf)
-    reached = np.asarray(sol.y, dtype=np.float64).reshape(-1)  # the times before the stop
-    v[: reached.size] = reached
-    with np.errstate(**_QUIET):
-        out = np.array([sgn * math.exp(0.5 * log_p2(*u_of(vi))) for vi in v])[inv.ravel()]
-    return out
