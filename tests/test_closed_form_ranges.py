@@ -371,3 +371,22 @@ def test_bad_input_gets_a_clear_error(fn, args, exc, what):
 def test_scalar_deep_rtol_is_checked(rtol, exc):
     with pytest.raises(exc, match="rtol"):
         cf.scalar_deep((0.5, 0.7), 1.0, [1.0], rtol=rtol)
+
+
+@pytest.mark.parametrize("w,y", [((1e100, 1e49), 1e150), ((1e-100, 3e-100), 1e-199), ((2e-60, 1e-60), 0.0),
+                                 ((1e-8, 1.0), 1.0), ((1e5, 1e-5), 2.0)])
+def test_two_scalar_layers_two_methods_agree_at_any_scale(w, y):
+    """The explicit two-layer form and the reduced ODE (L = 2) are independent computations; huge and tiny
+    scales are reduced by the flow's invariance w -> w/a, y -> y/a^L, t -> t a^(2L-2)."""
+    scale = max(abs(w[0]), abs(w[1]), math.sqrt(abs(y))) ** 2
+    ts = np.array([0.0, 1e-3, 0.3, 3.0, 30.0]) / scale
+    A, B = cf.scalar_two_layer(w, y, ts), cf.scalar_deep(w, y, ts)
+    np.testing.assert_allclose(A, B, rtol=1e-10, atol=1e-12 * max(abs(y), abs(w[0] * w[1])))
+    assert A[0] == pytest.approx(w[0] * w[1], rel=1e-15)
+
+
+def test_scales_too_far_apart_are_refused():
+    with pytest.raises(ValueError, match="rescale"):
+        cf.scalar_two_layer((1e200, 1e-100), 1.0, [1.0])
+    with pytest.raises(ValueError, match="rescale"):
+        cf.scalar_deep((1e150, 1e150, 1e-300), 1e-300, [1.0])

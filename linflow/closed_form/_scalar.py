@@ -91,7 +91,7 @@ def scalar_two_layer(w, y, t):
     Raises
     ------
     ValueError
-        Not two finite weights, a non-finite ``y``, or weights whose squares overflow (``|w| > 1e154``).
+        Not two finite weights, a non-finite ``y``, or a product :math:`w_1w_2` that overflows.
     """
     wv = _checked_host(w, "w", "scalar_two_layer").ravel()
     if wv.size != 2:
@@ -99,10 +99,22 @@ def scalar_two_layer(w, y, t):
     w1, w2 = float(wv[0]), float(wv[1])
     y = real("y", y)
     t = _times(t)
+    if not math.isfinite(w1 * w2):
+        raise ValueError(f"linflow: scalar_two_layer: the product w1 w2 overflows float64 for "
+                         f"w = ({w1!r}, {w2!r}); rescale the problem.")
+    # invariance w -> w / a, y -> y / a^2, t -> t a^2: solve with max(|w1|, |w2|, sqrt|y|) = 1
+    a = max(abs(w1), abs(w2), math.sqrt(abs(y)))
+    if a == 0:
+        return np.zeros(t.size)
+    w1, w2, y0 = w1 / a, w2 / a, y
+    y = y / a / a
+    if y0 != 0 and abs(y) < 1e-280:
+        raise ValueError(f"linflow: scalar_two_layer: y = {y0!r} is too small next to "
+                         f"w = ({float(wv[0])!r}, {float(wv[1])!r}) for float64 (y / max|w|^2 underflows); "
+                         "rescale the problem.")
+    with np.errstate(over="ignore"):
+        t = np.minimum(t * a * a, 1e300)
     r0 = w1 * w1 + w2 * w2
-    if not math.isfinite(r0) or not math.isfinite(4.0 * y * y + r0 * r0):
-        raise ValueError(f"linflow: scalar_two_layer: w1^2 + w2^2 or the rate K overflows float64 for "
-                         f"w = ({w1!r}, {w2!r}), y = {y!r}; rescale the problem.")
     c, p0 = w1 * w1 - w2 * w2, w1 * w2
     K = math.hypot(2.0 * y, c)
     b = (c * c + 4.0 * y * p0) / K if K > 0 else 0.0
@@ -126,7 +138,7 @@ def scalar_two_layer(w, y, t):
             E = math.exp(-K * ti)
             num = y * (zp2 - E * E * zm2) + E * c * c * (p0 - y) / K
             out[i] = num / (K * E + (1.0 - E) * (zp2 + E * zm2))
-    return out
+    return out * a * a
 
 
 def scalar_deep(w, y, t, *, rtol=1e-13):
@@ -141,16 +153,17 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
     The limit :math:`u_*` (:math:`\prod_j(u_*+d_j) = y^2`) is found by ``brentq`` in
     :math:`\ln u`, and :math:`y^2 - p^2 = (u_* - u)\,Q(u)` with
     :math:`Q = \sum_i\prod_{j<i}(u+d_j)\prod_{j>i}(u_*+d_j) > 0` (no cancellation).  The ODE is
-    integrated (``solve_ivp``, DOP853, tolerance ``rtol``) in a variable whose speed stays bounded
-    up to convergence and beyond, so long times cost a few steps:
-    :math:`\psi = \ln\frac{u}{u_* - u}`, :math:`\dot\psi = \frac{2pQu_*}{u(y+p)}` while
-    :math:`p` grows (:math:`u` and :math:`u_* - u` both keep their digits), and
-    :math:`z = \ln(u - u_*)`, :math:`\dot z = -\frac{2pQ}{y+p}` while it decays.  Valid while no
-    :math:`w_j` crosses zero: :math:`p_0` of the sign of ``y``, or ``y = 0``.
+    integrated (``solve_ivp``, DOP853, tolerance ``rtol``) in variables whose speed stays
+    bounded, so plateaus and long times cost few steps: on a plateau (:math:`u < u_*/2`) in
+    :math:`r = |w_k| = \sqrt u`, :math:`\dot r = p(y - p)/r`; towards the limit in
+    :math:`z = \ln|u - u_*|`, :math:`\dot z = -\frac{2pQ}{y+p}` (``y = 0``: :math:`-2Q`), where
+    :math:`u` and :math:`u_* - u` both keep their digits.  Once :math:`u = u_*` to 1e-20 the
+    later times take the limit.  Valid while no :math:`w_j` crosses zero: :math:`p_0` of the
+    sign of ``y``, or ``y = 0``.
 
     Returns
     -------
-    numpy array ``(T,)``.
+    numpy array ``(T,)``, the product at each time of ``t``.
 
     Raises
     ------
@@ -181,6 +194,19 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
     if y != 0 and sgn * y < 0:
         raise ValueError(f"linflow: scalar_deep covers p moving from p0 = {p0!r} to y = {y!r} without a weight "
                          "crossing zero; p0 must have the sign of y (or y = 0).")
+    # The flow is invariant under w -> w / a, y -> y / a^L, t -> t a^(2L-2): solve with |y| = 1
+    # (or |p0| = 1 for y = 0), so that huge and tiny problems take the same steps.
+    L = w.size
+    ln_a = math.log(abs(y) if y != 0 else abs(p0)) / L
+    w = w / math.exp(ln_a)
+    y = y / math.exp(L * ln_a)
+    scale_p = math.exp(L * ln_a)
+    with np.errstate(over="ignore"):
+        t = np.minimum(t * math.exp(min((2 * L - 2) * ln_a, 700.0)), 1e300)
+        w2, p0 = w * w, float(np.prod(w))
+    if not (np.all(np.isfinite(w2)) and np.all(w2 > 1e-300) and p0 != 0):
+        raise ValueError(f"linflow: scalar_deep: the weights' scales and y's are too far apart for float64 "
+                         f"(w / |y|^(1/L) over- or underflows); rescale the problem.")
     k = int(np.argmin(w2))
     u0 = float(w2[k])
     d = w2 - u0
@@ -189,11 +215,19 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
         us = 0.0
     else:
         lny2 = 2.0 * math.log(abs(y))
-        hi = abs(y) ** (2.0 / w.size)
-        lo = y * y / float(np.prod(np.delete(hi + d, k))) if w.size > 1 else hi
-        us = math.exp(brentq(lambda v: float(np.sum(np.log(math.exp(v) + d))) - lny2,
-                             math.log(lo), math.log(hi), xtol=1e-300, rtol=4 * np.finfo(float).eps,
-                             maxiter=200)) if lo < hi else hi
+
+        def excess(v):  # ln prod_j (e^v + d_j) - ln y^2, increasing in v = ln u
+            return float(np.sum(np.log(math.exp(v) + d))) - lny2
+
+        ln_hi = lny2 / w.size  # prod_j (u + d_j) >= u^L
+        ln_lo = lny2 - float(np.sum(np.log(math.exp(ln_hi) + np.delete(d, k))))  # u_* prod_{j != k} <= y^2
+        if excess(ln_lo) >= 0 or ln_lo >= ln_hi:
+            ln_us = ln_lo
+        elif excess(ln_hi) <= 0:
+            ln_us = ln_hi
+        else:
+            ln_us = brentq(excess, ln_lo, ln_hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200)
+        us = math.exp(ln_us)
 
     zero = d == 0  # the smallest weight(s): w_j^2 = u
     m = int(zero.sum())
@@ -207,7 +241,7 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
         return float(sum(np.prod(b[:i]) * np.prod(a[i + 1:]) for i in range(w.size)))
 
     if u0 == us or t.max() == 0:
-        return np.full(t.size, p0)
+        return np.full(t.size, p0 * scale_p)
     tu, inv = np.unique(t, return_inverse=True)
     out = np.full(tu.size, np.nan)
     t1, n1 = 0.0, 0
@@ -227,7 +261,7 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
         n1 = r.size
         out[:n1] = [sgn * math.exp(0.5 * log_p2(ri * ri, 2.0 * math.log(ri))) for ri in r]
         if sol.status != 1:
-            return out[inv.ravel()]
+            return out[inv.ravel()] * scale_p
         t1, r1 = float(sol.t_events[0][0]), float(sol.y_events[0][0][0])
         z0 = math.log(us - r1 * r1)
     else:
@@ -259,7 +293,7 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
         z[: reached.size] = reached
     with np.errstate(**_QUIET):
         out[n1:] = [sgn * math.exp(0.5 * log_p2(*u_of(zi))) for zi in z]
-    return out[inv.ravel()]
+    return out[inv.ravel()] * scale_p
 
 
 def _ode_ok(sol):
