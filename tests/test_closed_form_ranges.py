@@ -390,3 +390,73 @@ def test_scales_too_far_apart_are_refused():
         cf.scalar_two_layer((1e200, 1e-100), 1.0, [1.0])
     with pytest.raises(ValueError, match="rescale"):
         cf.scalar_deep((1e150, 1e150, 1e-300), 1e-300, [1.0])
+
+
+def test_fuzz_found_cases():
+    """Cases a random sweep found: the stable manifold at long times, a huge depth, a time that overflows,
+    an rtol below SciPy's floor, a target far below the start."""
+    # balanced start of the other sign than y: p decays like e^{-Kt}, K = 2|y| (was 0/0 at long times)
+    # (then dp/dt = 2p(y - p): the logistic law of saxe_modes with s = y < 0, checked to 40 digits above)
+    ts = np.array([0.0, 1e-201, 3e-201, 1e-12, 1e200])
+    np.testing.assert_allclose(cf.scalar_two_layer((0.3, 0.3), -1e200, ts), cf.saxe_modes(-1e200, 0.09, ts),
+                               rtol=1e-13, atol=0)
+    with pytest.raises(ValueError, match="L must be at most"):
+        cf.deep_balanced_modes([1.0, 2.0], 1e-12, 1e200, [1.0])
+    with pytest.raises(ValueError, match="overflows float64"):
+        cf.saxe_learning_time(0.0, 1.0, 5e-324)
+    with pytest.raises(ValueError, match="rtol"):
+        cf.scalar_deep((0.5, 0.7), 1.0, [1.0], rtol=1e-300)
+    with pytest.raises(ValueError, match="rescale"):
+        cf.scalar_deep((0.4, 1e20, -1.9, -1e20), 1e-300, [0.0, 1e20])
+
+
+def test_random_sweep_gives_clear_errors_or_finite_answers():
+    """1,200 calls on numbers, NaN, inf, None, strings, lists and matrices: every call returns finite values
+    (``inf`` only for a learning time to the target itself) or raises a linflow ValueError/TypeError, in time."""
+    rng = np.random.default_rng(22)
+    vals = [0.0, -0.0, 1e-300, 5e-324, 1e-12, 0.3, 1.0, 2.0, 1e20, 1e200, -1.0, NAN, INF, -INF, None, "1",
+            [1.0, 2.0], np.ones((2, 2))]
+
+    def pick():
+        return vals[rng.integers(len(vals))]
+
+    def num():
+        return float(rng.choice([0.0, 1e-300, 1e-12, 0.3, 1.0, 2.0, 1e20, 1e200]))
+
+    def sign():
+        return float(rng.choice([-1.0, 1.0]))
+
+    counts = dict(finite=0, clear=0, limit=0)
+    for _ in range(100):
+        calls = [
+            (cf.saxe_modes, (pick(), pick(), pick())),
+            (cf.saxe_learning_time, (pick(), pick(), pick())),
+            (cf.deep_balanced_time, (pick(), pick(), pick(), int(rng.integers(1, 7)))),
+            (cf.scalar_two_layer_time, (pick(), pick(), pick(), pick())),
+            (cf.deep_balanced_modes, ([num(), num()], num(), int(rng.integers(1, 7)), [0.0, num(), num()])),
+            (cf.deep_balanced_modes, (pick(), pick(), pick(), pick())),
+            (cf.saxe, (np.diag([num(), num()]), num(), np.array([0.0, num()]))),
+            (cf.deep_balanced, (np.diag([num(), num()]), num(), int(rng.integers(1, 6)), [0.0, num()])),
+            (cf.scalar_two_layer, ((num() * sign(), num()), num() * sign(), [0.0, num(), num()])),
+            (cf.scalar_two_layer, (pick(), pick(), pick())),
+            (cf.scalar_deep, (tuple(num() * sign() + 0.1 for _ in range(int(rng.integers(1, 5)))), num(), [0.0, num()])),
+            (cf.scalar_deep, (pick(), pick(), pick())),
+        ]
+        for fn, args in calls:
+            with deadline(20):
+                try:
+                    out = np.asarray(fn(*args), dtype=np.float64)
+                except (ValueError, TypeError) as exc:
+                    assert str(exc).startswith("linflow"), (fn.__name__, args, exc)
+                    counts["clear"] += 1
+                    continue
+                except RuntimeError as exc:  # a solver that gave up: must not happen
+                    pytest.fail(f"{fn.__name__}{args}: {exc}")
+            assert not np.any(np.isnan(out)), (fn.__name__, args, out)
+            if np.all(np.isfinite(out)):
+                counts["finite"] += 1
+            else:  # the time to reach the target itself: p == target
+                assert fn.__name__.endswith("_time") and args[0] == args[2 if fn.__name__ != "saxe_learning_time" else 0], \
+                    (fn.__name__, args, out)
+                counts["limit"] += 1
+    assert sum(counts.values()) == 1200 and counts["finite"] > 300, counts

@@ -1,9 +1,11 @@
 """Host conversions, validation and small helpers shared by the closed forms."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .._validate import check_matrix
+from .._validate import check_matrix, integer
 from ..backend import asarray, to_numpy
 
 
@@ -97,3 +99,42 @@ def _times(t, name="t"):
     if not (np.all(np.isfinite(t)) and np.all(t >= 0)):
         raise ValueError(f"linflow: {name} must hold finite times >= 0; got {t}.")
     return t
+
+
+#: deepest network the closed forms accept (the deep form sums over L roots of unity)
+MAX_DEPTH = 100_000
+
+
+def _depth(L):
+    """The depth ``L`` as an int in ``[1, MAX_DEPTH]``, or a clear error."""
+    L = integer("L", L, minimum=1)
+    if L > MAX_DEPTH:
+        raise ValueError(f"linflow: L must be at most {MAX_DEPTH} for the closed forms; got L = {L}.")
+    return L
+
+
+def _finite_time(t, fn):
+    """A learning time that is finite in exact arithmetic but overflowed float64 gets a clear error."""
+    if not math.isfinite(t):
+        raise ValueError(f"linflow: {fn}: the time overflows float64 (it exceeds 1.8e308); "
+                         "rescale the problem.")
+    return t
+
+
+def _float_range(fn, what, compute, *args):
+    """``compute(*args)``; an overflow, underflow to a zero divisor or a log of 0 (or a SciPy quadrature
+    warning) inside it becomes a ValueError saying that the inputs' scales exceed float64."""
+    import warnings
+
+    from scipy.integrate import IntegrationWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", IntegrationWarning)
+            return compute(*args)
+    except (OverflowError, ZeroDivisionError, IntegrationWarning) as exc:
+        raise ValueError(f"linflow: {fn}: {what} exceed the range of float64 ({exc}); rescale the problem.") from None
+    except ValueError as exc:
+        if str(exc).startswith("linflow"):
+            raise
+        raise ValueError(f"linflow: {fn}: {what} exceed the range of float64 ({exc}); rescale the problem.") from None

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from .._validate import integer, nonnegative
-from ._common import _QUIET, _checked_host, _host_svd, _like, _modes_vector, _times
+from .._validate import nonnegative
+from ._common import _QUIET, _checked_host, _depth, _finite_time, _float_range, _host_svd, _like, _modes_vector, _times
 from ._saxe import saxe_learning_time, saxe_modes
 
 
@@ -72,7 +72,7 @@ def _decay_log_time(ln_ratio, om_q, s, p0, L):
     q0, om_q0 = s / p0, (p0 - s) / p0
     q = math.exp(math.log(s) - lnp) if s > 0 else 0.0
     lnphi0, lnphi = math.log(_decay_phi(q0, om_q0, L)), math.log(_decay_phi(min(q, 1.0), om_q, L))
-    delta = c * ln_ratio + lnphi0 - lnphi
+    delta = c * ln_ratio + (lnphi0 - lnphi)  # grouped: both logs are O(1), their difference tiny
     if not delta < 0:
         return -math.inf, lnp
     return -c * lnp + lnphi + math.log(-math.expm1(delta)), lnp
@@ -104,6 +104,19 @@ def _safeguarded_newton(F, x, lo, hi, what, maxiter=200):
                        f"(bracket [{lo!r}, {hi!r}]); please report this input.")
 
 
+def _short_time(s, p0, L, ti):
+    """``p(ti)`` by one Taylor term when the mode moves by less than 1e-9 of itself (relative error < 1e-17).
+
+    There the implicit time is a difference of nearly equal terms; the first-order step is exact to
+    :math:`O((L p_0^{c}|s - p_0| t / p_0)^2)`.  Returns None for longer times.
+    """
+    c = 2.0 - 2.0 / L
+    ln_speed = math.log(L) + c * math.log(p0) + math.log(abs(s - p0)) - math.log(p0)  # |dp/dt| / p at t = 0
+    if ln_speed + math.log(ti) > math.log(1e-9):
+        return None
+    return p0 * (1.0 + math.copysign(math.exp(ln_speed + math.log(ti)), s - p0))
+
+
 def _deep_growth(s, p0, L, times):
     r"""Modes :math:`0 < p_0 < s` (``L >= 3``) at ``times``: the root :math:`\ell = -\ln(1 - u)` of
 
@@ -129,8 +142,9 @@ def _deep_growth(s, p0, L, times):
         C1s = [S * Decimal(float(ti)) - A0 for ti in times]
         plateau = [(-C1).ln() if -C1 > Decimal(10) ** 20 else None for C1 in C1s]
     for i, (ti, C1, ln_mC1) in enumerate(zip(times, C1s, plateau)):
-        if ti == 0:
-            out[i] = p0
+        short = _short_time(s, p0, L, float(ti)) if ti > 0 else p0
+        if short is not None:
+            out[i] = short
             continue
         if ln_mC1 is not None:  # still on the plateau: -u^{2-L}/(L-2) = C1 to 1e-20 relative
             lnu = -(float(ln_mC1) + math.log(L - 2)) / (L - 2)
@@ -174,8 +188,9 @@ def _deep_decay(s, p0, L, times):
     out = np.empty(len(times))
     for i, ti in enumerate(times):
         ti = float(ti)
-        if ti == 0:
-            out[i] = p0
+        short = _short_time(s, p0, L, ti) if ti > 0 and s > 0 else (p0 if ti == 0 else None)
+        if short is not None:
+            out[i] = short
             continue
         if s == 0:
             out[i] = math.exp(-np.logaddexp(-c * math.log(p0), math.log((2 * L - 2) * ti)) / c)
@@ -233,7 +248,7 @@ def deep_balanced_time(p, s, p0, L):
         ``p0 = 0 < p`` with ``L >= 2`` (a zero mode never moves).
     """
     p, s, p0 = nonnegative("p", p), nonnegative("s", s), nonnegative("p0", p0)
-    L = integer("L", L, minimum=1)
+    L = _depth(L)
     if not min(p0, s) <= p <= max(p0, s):
         raise ValueError(f"linflow: deep_balanced_time needs p between p0 = {p0!r} and s = {s!r} "
                          f"(a mode moves monotonically from p0 to s); got p = {p!r}.")
@@ -244,8 +259,13 @@ def deep_balanced_time(p, s, p0, L):
                          f"it never reaches p = {p!r}.")
     if p == s:
         return math.inf
+    return _float_range("deep_balanced_time", "the scales of p, s and p0", _deep_time, p, s, p0, L)
+
+
+def _deep_time(p, s, p0, L):
+    """The body of :func:`deep_balanced_time` for checked arguments (``p0 != p != s``)."""
     if L == 1:
-        return math.log1p((p - p0) / (s - p))
+        return _finite_time(math.log1p((p - p0) / (s - p)), "deep_balanced_time")
     if L == 2:
         return saxe_learning_time(s, p0, p)
     c = 2.0 - 2.0 / L
@@ -257,11 +277,11 @@ def deep_balanced_time(p, s, p0, L):
         q0 = s / p0
         val, _ = quad(lambda x: 1.0 / (L * (1.0 + x) ** c * (q0 - 1.0 - x)), 0.0, (p - p0) / p0,
                       epsabs=0.0, epsrel=1e-13, limit=100)
-        return math.exp(-c * math.log(p0)) * val
+        return _finite_time(math.exp(-c * math.log(p0)) * val, "deep_balanced_time")
     if p < p0:  # decay towards s
         x = (p - p0) / p0
         lnt, _ = _decay_log_time(math.log1p(x) if x > -0.5 else math.log(p) - math.log(p0), (p - s) / p, s, p0, L)
-        return math.exp(lnt)
+        return _finite_time(math.exp(lnt), "deep_balanced_time")
     lnu0 = (math.log(p0) - math.log(s)) / L
     u0, om_u0 = math.exp(lnu0), -math.expm1(lnu0)
     x = (p - s) / s
@@ -270,7 +290,7 @@ def deep_balanced_time(p, s, p0, L):
     M = (2 - L) * lnu0  # ln u0^{2-L} >= 0
     first = -math.expm1((2 - L) * math.log1p((p - p0) / p0) / L) / (L - 2)  # (u0^{2-L} - u^{2-L}) / u0^{2-L} / (L-2)
     rest = _growth_J(u, om_u, L) - _growth_J(u0, om_u0, L)
-    return math.exp(-c * math.log(s) + M + math.log(first + rest * math.exp(-M)))
+    return _finite_time(math.exp(-c * math.log(s) + M + math.log(first + rest * math.exp(-M))), "deep_balanced_time")
 
 
 def deep_balanced_modes(s, p0, L, t):
@@ -311,7 +331,7 @@ def deep_balanced_modes(s, p0, L, t):
                          f"got shape {p0.shape}.") from None
     if np.any(s < 0) or np.any(p0 < 0):
         raise ValueError(f"linflow: deep_balanced_modes needs s >= 0 and p0 >= 0; got s = {s}, p0 = {p0}.")
-    L = integer("L", L, minimum=1)
+    L = _depth(L)
     t = _times(t)
     out = np.empty((t.size, s.size))
     for j, (sj, pj) in enumerate(zip(s.tolist(), p0.tolist())):
@@ -322,6 +342,8 @@ def deep_balanced_modes(s, p0, L, t):
             out[:, j] = saxe_modes(np.float64(sj), np.float64(pj), t)
         elif pj == 0 or pj == sj:
             out[:, j] = pj
+        elif abs(pj - sj) <= 1e-13 * sj:  # at the fixed point to 1e-13: the linearized flow is exact to 1e-26
+            out[:, j] = sj + (pj - sj) * np.exp(-L * math.exp((2.0 - 2.0 / L) * math.log(sj)) * t)
         elif pj < sj:
             out[:, j] = _deep_growth(sj, pj, L, t)
         else:

@@ -8,7 +8,7 @@ import numpy as np
 from .._validate import integer, real, seed as _seed
 from .._validate import widths as _widths
 from ..backend import asarray
-from ._common import _host_svd, _like, _modes_vector, _orthonormal
+from ._common import _depth, _host_svd, _like, _modes_vector, _orthonormal
 
 
 # --- initializations ---------------------------------------------------------------------
@@ -40,7 +40,7 @@ def aligned_balanced(Y, a0, L=2, *, widths=None, seed=0):
     U, s, V = _host_svd(Y)
     r = s.size
     a0 = _modes_vector(a0, r)
-    L = integer("L", L, minimum=1)
+    L = _depth(L)
     widths = [r] * (L - 1) if widths is None else list(_widths("widths", widths))
     if len(widths) != L - 1 or any(h < r for h in widths):
         raise ValueError(f"linflow: need L-1 = {L - 1} hidden widths, each >= r = {r}; got {widths}.")

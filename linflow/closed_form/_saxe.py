@@ -7,7 +7,7 @@ import numpy as np
 
 from .._validate import check_matrix, nonnegative, positive
 from ..backend import namespace
-from ._common import _QUIET, _checked_host, _host_float, _is_array, _on
+from ._common import _QUIET, _checked_host, _finite_time, _host_float, _is_array, _on
 
 
 # --- Saxe: two layers, aligned balanced ------------------------------------------------
@@ -92,15 +92,17 @@ def saxe_learning_time(s, a0, af):
         return 0.0
     if af == s:
         return math.inf
+    if s == 0:
+        return _finite_time(0.5 * ((a0 - af) / af) / a0, "saxe_learning_time")
     r = (a0 - af) / (af - s)  # > 0
     zr = r / a0
     z = s * zr
     if z < 1e-4:
-        return 0.5 * zr * (1.0 - z / 2.0 + z * z / 3.0 - z**3 / 4.0)
+        return _finite_time(0.5 * zr * (1.0 - z / 2.0 + z * z / 3.0 - z**3 / 4.0), "saxe_learning_time")
     if z < 1e15:
         return math.log1p(z) / (2.0 * s)
     lnz = math.log(s) + math.log(abs(a0 - af)) - math.log(abs(af - s)) - math.log(a0)
-    return (lnz + math.log1p(math.exp(-lnz))) / (2.0 * s)
+    return _finite_time((lnz + math.log1p(math.exp(-lnz))) / (2.0 * s), "saxe_learning_time")
 
 
 def saxe(Y, a0, t):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .._validate import positive, real
-from ._common import _QUIET, _checked_host, _times
+from ._common import _QUIET, _checked_host, _finite_time, _float_range, _times
 
 
 # --- scalar networks ---------------------------------------------------------------------
@@ -53,18 +53,23 @@ def scalar_two_layer_time(p, p0, y, c):
                          f"never reaches p = {p!r} (p tends to 0 on the saddle manifold).")
     if p == y:
         return math.inf
+    return _float_range("scalar_two_layer_time", "the scales of p, p0, y and c", _two_layer_time, p, p0, y, c)
+
+
+def _two_layer_time(p, p0, y, c):
+    """The body of :func:`scalar_two_layer_time` for checked arguments."""
     K = math.hypot(2.0 * y, c)
     ratio = _scalar_two_layer_N(p, y, c, K) / _scalar_two_layer_N(p0, y, c, K)
     log_ratio = math.log(ratio)
     if abs(log_ratio) >= 0.1:
-        return log_ratio / K
+        return _finite_time(log_ratio / K, "scalar_two_layer_time")
     from scipy.integrate import quad
 
     lo, hi = min(p0, p), max(p0, p)
     pts = [0.0] if lo < 0 < hi else None
     val, _ = quad(lambda q: 1.0 / (abs(y - q) * math.hypot(2.0 * q, c)), lo, hi, points=pts,
                   epsabs=0.0, epsrel=1e-13, limit=200)
-    return val
+    return _finite_time(val, "scalar_two_layer_time")
 
 
 def scalar_two_layer(w, y, t):
@@ -133,9 +138,12 @@ def scalar_two_layer(w, y, t):
             S = ti * (math.sinh(x) / x if x > 0 else 1.0)
             v1 = C * w1 + S * (0.5 * c * w1 + y * w2)
             v2 = C * w2 + S * (y * w1 - 0.5 * c * w2)
-            out[i] = v1 * v2 / (1.0 + r0 * S * C + 0.5 * S * S * (c * c + 4.0 * y * p0))
+            out[i] = v1 * v2 / (1.0 + r0 * S * C + 0.5 * S * (S * (c * c + 4.0 * y * p0)))
         else:
             E = math.exp(-K * ti)
+            if zp2 == 0:  # on the stable manifold (c = 0, p0 y < 0): numerator and denominator carry E
+                out[i] = -y * E * zm2 / (K + (1.0 - E) * zm2)
+                continue
             num = y * (zp2 - E * E * zm2) + E * c * c * (p0 - y) / K
             out[i] = num / (K * E + (1.0 - E) * (zp2 + E * zm2))
     return out * a * a
@@ -169,18 +177,23 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
     ------
     ValueError
         A zero or non-finite weight, squares or a product that overflow, ``p0`` of the other sign
-        than ``y`` (a weight would cross zero), or ``rtol`` outside (0, 1).
+        than ``y`` (a weight would cross zero), or ``rtol`` outside [2.3e-14, 1).
     """
+    return _float_range("scalar_deep", "the scales of w and y", _scalar_deep, w, y, t, rtol)
+
+
+def _scalar_deep(w, y, t, rtol):
+    """The body of :func:`scalar_deep`."""
     from scipy.integrate import solve_ivp
-    from scipy.optimize import brentq
 
     w = _checked_host(w, "w", "scalar_deep").ravel()
     if w.size == 0:
         raise ValueError("linflow: scalar_deep needs at least one weight; got none.")
     y = real("y", y)
     rtol = positive("rtol", rtol)
-    if not rtol < 1:
-        raise ValueError(f"linflow: scalar_deep needs 0 < rtol < 1; got rtol = {rtol!r}.")
+    if not 100 * np.finfo(float).eps <= rtol < 1:
+        raise ValueError(f"linflow: scalar_deep needs 2.3e-14 <= rtol < 1 (100 machine epsilons at least); "
+                         f"got rtol = {rtol!r}.")
     if np.any(w == 0):
         raise ValueError(f"linflow: scalar_deep needs non-zero initial weights; got w = {w}.")
     t = _times(t)
@@ -194,17 +207,19 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
     if y != 0 and sgn * y < 0:
         raise ValueError(f"linflow: scalar_deep covers p moving from p0 = {p0!r} to y = {y!r} without a weight "
                          "crossing zero; p0 must have the sign of y (or y = 0).")
-    # The flow is invariant under w -> w / a, y -> y / a^L, t -> t a^(2L-2): solve with |y| = 1
-    # (or |p0| = 1 for y = 0), so that huge and tiny problems take the same steps.
+    # The flow is invariant under w -> w / a, y -> y / a^L, t -> t a^(2L-2): solve with
+    # max(|y|, |p0|) = 1, so that huge and tiny problems take the same steps.
     L = w.size
-    ln_a = math.log(abs(y) if y != 0 else abs(p0)) / L
+    ln_a = max(math.log(abs(y)) if y != 0 else -math.inf, math.log(abs(p0))) / L
     w = w / math.exp(ln_a)
-    y = y / math.exp(L * ln_a)
+    y0, y = y, y / math.exp(L * ln_a)
     scale_p = math.exp(L * ln_a)
+    t_scale = math.exp(min((2 * L - 2) * ln_a, 700.0))
     with np.errstate(over="ignore"):
-        t = np.minimum(t * math.exp(min((2 * L - 2) * ln_a, 700.0)), 1e300)
+        t = np.minimum(t * t_scale, 1e300)
         w2, p0 = w * w, float(np.prod(w))
-    if not (np.all(np.isfinite(w2)) and np.all(w2 > 1e-300) and p0 != 0):
+    if not (np.all(np.isfinite(w2)) and np.all(w2 > 1e-300) and math.isfinite(p0) and p0 != 0
+            and (y0 == 0 or abs(y) > 1e-280)):
         raise ValueError(f"linflow: scalar_deep: the weights' scales and y's are too far apart for float64 "
                          f"(w / |y|^(1/L) over- or underflows); rescale the problem.")
     k = int(np.argmin(w2))
@@ -214,20 +229,7 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
     if y == 0:
         us = 0.0
     else:
-        lny2 = 2.0 * math.log(abs(y))
-
-        def excess(v):  # ln prod_j (e^v + d_j) - ln y^2, increasing in v = ln u
-            return float(np.sum(np.log(math.exp(v) + d))) - lny2
-
-        ln_hi = lny2 / w.size  # prod_j (u + d_j) >= u^L
-        ln_lo = lny2 - float(np.sum(np.log(math.exp(ln_hi) + np.delete(d, k))))  # u_* prod_{j != k} <= y^2
-        if excess(ln_lo) >= 0 or ln_lo >= ln_hi:
-            ln_us = ln_lo
-        elif excess(ln_hi) <= 0:
-            ln_us = ln_hi
-        else:
-            ln_us = brentq(excess, ln_lo, ln_hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200)
-        us = math.exp(ln_us)
+        us = _limit(y, d, k)
 
     zero = d == 0  # the smallest weight(s): w_j^2 = u
     m = int(zero.sum())
@@ -256,10 +258,21 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
         with np.errstate(**_QUIET):
             sol = solve_ivp(rhs_r, (0.0, float(tu[-1])), [math.sqrt(u0)], method="DOP853", t_eval=tu,
                             rtol=rtol, atol=1e-300, events=half)
-        _ode_ok(sol)
         r = np.asarray(sol.y, dtype=np.float64).reshape(-1)
         n1 = r.size
         out[:n1] = [sgn * math.exp(0.5 * log_p2(ri * ri, 2.0 * math.log(ri))) for ri in r]
+        if sol.status < 0:
+            # The escape from a long plateau (at t_f ~ 1/p0^(1-2/L)) is sharper than the spacing of
+            # float64 times there.  Times well past t_f see the limit (the escape lasts O(1) in these
+            # units); times within the unresolved window get a clear error.
+            tf = float(sol.t[-1]) if np.size(sol.t) else 0.0
+            late = tu[n1:] > tf * (1.0 + 1e-6) + 1e3
+            if not np.all(late):
+                raise ValueError(f"linflow: scalar_deep: at t = {tu[n1:][~late][0] / t_scale!r} the product is "
+                                 f"escaping a plateau more sharply than float64 times can resolve there "
+                                 f"(near t = {tf / t_scale:.6g}); p(t) is ill-determined at that time.")
+            out[n1:] = sgn * math.exp(0.5 * log_p2(us, math.log(us)))
+            return out[inv.ravel()] * scale_p
         if sol.status != 1:
             return out[inv.ravel()] * scale_p
         t1, r1 = float(sol.t_events[0][0]), float(sol.y_events[0][0][0])
@@ -294,6 +307,27 @@ def scalar_deep(w, y, t, *, rtol=1e-13):
     with np.errstate(**_QUIET):
         out[n1:] = [sgn * math.exp(0.5 * log_p2(*u_of(zi))) for zi in z]
     return out[inv.ravel()] * scale_p
+
+
+def _limit(y, d, k):
+    """``u_*`` with ``prod_j (u_* + d_j) = y^2`` (``d_k = 0``), by ``brentq`` in ``ln u`` on a checked bracket."""
+    from scipy.optimize import brentq
+
+    lny2 = 2.0 * math.log(abs(y))
+
+    def excess(v):  # ln prod_j (e^v + d_j) - ln y^2, increasing in v = ln u (-inf where e^v underflows)
+        with np.errstate(divide="ignore"):
+            return float(np.sum(np.log(math.exp(v) + d))) - lny2
+
+    ln_hi = lny2 / d.size  # prod_j (u + d_j) >= u^L
+    ln_lo = lny2 - float(np.sum(np.log(math.exp(ln_hi) + np.delete(d, k))))  # u_* prod_{j != k} <= y^2
+    if excess(ln_lo) >= 0 or ln_lo >= ln_hi:
+        ln_us = ln_lo
+    elif excess(ln_hi) <= 0:
+        ln_us = ln_hi
+    else:
+        ln_us = brentq(excess, ln_lo, ln_hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200)
+    return math.exp(ln_us)
 
 
 def _ode_ok(sol):
