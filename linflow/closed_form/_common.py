@@ -138,3 +138,17 @@ def _float_range(fn, what, compute, *args):
         if str(exc).startswith("linflow"):
             raise
         raise ValueError(f"linflow: {fn}: {what} exceed the range of float64 ({exc}); rescale the problem.") from None
+
+
+def _path_end(fn, p, p0, target, names):
+    """The trivial ends of a learning time from ``p0`` to ``p`` towards ``target``: 0.0 at the start,
+    ``inf`` at the target (reached only in the limit), None in between; a ValueError outside."""
+    pn, p0n, tn = names
+    if not min(p0, target) <= p <= max(p0, target):
+        raise ValueError(f"linflow: {fn} needs {pn} between {p0n} = {p0!r} and {tn} = {target!r} "
+                         f"(it moves monotonically from {p0n} to {tn}); got {pn} = {p!r}.")
+    if p == p0:
+        return 0.0
+    if p == target:
+        return math.inf
+    return None

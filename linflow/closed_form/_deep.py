@@ -6,7 +6,8 @@ import math
 import numpy as np
 
 from .._validate import nonnegative
-from ._common import _QUIET, _checked_host, _depth, _finite_time, _float_range, _host_svd, _like, _modes_vector, _times
+from ._common import _QUIET, _checked_host, _depth, _finite_time, _float_range, _host_svd, _like, _modes_vector
+from ._common import _path_end, _times
 from ._saxe import saxe_learning_time, saxe_modes
 
 
@@ -249,17 +250,12 @@ def deep_balanced_time(p, s, p0, L):
     """
     p, s, p0 = nonnegative("p", p), nonnegative("s", s), nonnegative("p0", p0)
     L = _depth(L)
-    if not min(p0, s) <= p <= max(p0, s):
-        raise ValueError(f"linflow: deep_balanced_time needs p between p0 = {p0!r} and s = {s!r} "
-                         f"(a mode moves monotonically from p0 to s); got p = {p!r}.")
-    if p == p0:
-        return 0.0
-    if p0 == 0 and L >= 2:
+    if p0 == 0 and L >= 2 and p != 0:
         raise ValueError(f"linflow: deep_balanced_time: a mode that starts at p0 = 0 stays there for L >= 2; "
                          f"it never reaches p = {p!r}.")
-    if p == s:
-        return math.inf
-    return _float_range("deep_balanced_time", "the scales of p, s and p0", _deep_time, p, s, p0, L)
+    end = _path_end("deep_balanced_time", p, p0, s, ("p", "p0", "s"))
+    return end if end is not None else _float_range("deep_balanced_time", "the scales of p, s and p0",
+                                                    _deep_time, p, s, p0, L)
 
 
 def _deep_time(p, s, p0, L):

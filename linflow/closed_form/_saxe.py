@@ -7,7 +7,7 @@ import numpy as np
 
 from .._validate import check_matrix, nonnegative, positive
 from ..backend import namespace
-from ._common import _QUIET, _checked_host, _finite_time, _host_float, _is_array, _on
+from ._common import _QUIET, _checked_host, _finite_time, _host_float, _is_array, _on, _path_end
 
 
 # --- Saxe: two layers, aligned balanced ------------------------------------------------
@@ -85,13 +85,9 @@ def saxe_learning_time(s, a0, af):
         A non-finite or negative argument, ``a0 = 0``, or ``af`` not between ``a0`` and ``s``.
     """
     s, a0, af = nonnegative("s", s), positive("a0", a0), positive("af", af)
-    if not min(a0, s) <= af <= max(a0, s):
-        raise ValueError(f"linflow: saxe_learning_time needs af between a0 = {a0!r} and s = {s!r} "
-                         f"(a mode moves monotonically from a0 to s); got af = {af!r}.")
-    if af == a0:
-        return 0.0
-    if af == s:
-        return math.inf
+    end = _path_end("saxe_learning_time", af, a0, s, ("af", "a0", "s"))
+    if end is not None:
+        return end
     if s == 0:
         return _finite_time(0.5 * ((a0 - af) / af) / a0, "saxe_learning_time")
     r = (a0 - af) / (af - s)  # > 0

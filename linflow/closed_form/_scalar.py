@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .._validate import positive, real
-from ._common import _QUIET, _checked_host, _finite_time, _float_range, _times
+from ._common import _QUIET, _checked_host, _finite_time, _float_range, _path_end, _times
 
 
 # --- scalar networks ---------------------------------------------------------------------
@@ -43,16 +43,12 @@ def scalar_two_layer_time(p, p0, y, c):
         (``p0 = c = 0``) or cannot reach ``y`` (``c = 0`` and ``p0`` of the other sign than ``y``).
     """
     p, p0, y, c = real("p", p), real("p0", p0), real("y", y), real("c", c)
-    if not min(p0, y) <= p <= max(p0, y):
-        raise ValueError(f"linflow: scalar_two_layer_time needs p between p0 = {p0!r} and y = {y!r} "
-                         f"(p moves monotonically from p0 to y); got p = {p!r}.")
-    if p == p0:
-        return 0.0
-    if c == 0 and p0 * y <= 0:
+    end = _path_end("scalar_two_layer_time", p, p0, y, ("p", "p0", "y"))
+    if c == 0 and p0 * y <= 0 and end != 0.0:
         raise ValueError(f"linflow: scalar_two_layer_time: a balanced start (c = 0) with p0 = {p0!r} "
                          f"never reaches p = {p!r} (p tends to 0 on the saddle manifold).")
-    if p == y:
-        return math.inf
+    if end is not None:
+        return end
     return _float_range("scalar_two_layer_time", "the scales of p, p0, y and c", _two_layer_time, p, p0, y, c)
 
 
