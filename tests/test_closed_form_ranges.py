@@ -456,7 +456,8 @@ def test_random_sweep_gives_clear_errors_or_finite_answers():
             if np.all(np.isfinite(out)):
                 counts["finite"] += 1
             else:  # the time to reach the target itself: p == target
-                assert fn.__name__.endswith("_time") and args[0] == args[2 if fn.__name__ != "saxe_learning_time" else 0], \
-                    (fn.__name__, args, out)
+                where = {"saxe_learning_time": (2, 0), "deep_balanced_time": (0, 1), "scalar_two_layer_time": (0, 2)}
+                i, j = where.get(fn.__name__, (None, None))
+                assert i is not None and args[i] == args[j], (fn.__name__, args, out)
                 counts["limit"] += 1
     assert sum(counts.values()) == 1200 and counts["finite"] > 300, counts
