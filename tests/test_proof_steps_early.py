@@ -1,4 +1,4 @@
-"""The steps of the proofs of chapters 1-4 and of the Tools appendix, on random instances.
+"""The steps of the proofs of chapters 1-4 and of the Tools and Numerical methods appendices.
 
 Every inequality or identity of those proofs that is not immediate is evaluated on random
 matrices of several shapes (n != m, uneven widths, several seeds), with linflow's functions
