@@ -661,3 +661,28 @@ def test_gd_drift_bound_of_one_step(seed):
     for D0, D1, l in zip(lf.imbalance(Wl), lf.imbalance(after), range(len(dims) - 2)):
         change = np.linalg.norm(lf.to_numpy(D1) - lf.to_numpy(D0))
         assert change <= eta ** 2 * (np.sum(g[l] ** 2) + np.sum(g[l + 1] ** 2)) * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("dims,seed", list(itertools.product(DIMS, SEEDS)))
+def test_jacobian_of_the_product_gives_T(dims, seed):
+    # chapter 1, step-size limit: with J the derivative of (W_1..W_L) -> W_1...W_L,
+    # J J^T = T (lf.T_matrix), so J^T J has the same nonzero eigenvalues as T
+    Ws = layers(dims, seed)
+    vec = lambda M: M.reshape(-1, order="F")
+    blocks = []
+    for l in range(1, len(Ws) + 1):
+        P, Q = prefix_suffix(Ws, l)
+        blocks.append(np.kron(Q.T, P))                # vec(P E Q) = (Q^T kron P) vec(E)
+    J = np.hstack(blocks)
+    n, m = dims[0], dims[-1]
+    T = np.column_stack([vec(lf.to_numpy(lf.T_apply([lf.asarray(W) for W in Ws], lf.asarray(
+        np.eye(n * m)[:, k].reshape((n, m), order="F"))))) for k in range(n * m)])
+    assert np.max(np.abs(J @ J.T - T)) < tol(T, k=1e3)
+    # lf.T_matrix (its own ordering of the entries) has the same spectrum
+    Tm = lf.to_numpy(lf.T_matrix([lf.asarray(W) for W in Ws]))
+    assert np.allclose(np.linalg.eigvalsh(Tm), np.linalg.eigvalsh(T), atol=tol(T, k=1e4))
+    big = np.sort(np.linalg.eigvalsh(J.T @ J))[::-1][:T.shape[0]]
+    assert np.allclose(big, np.sort(np.linalg.eigvalsh(T))[::-1], atol=tol(T, k=1e4))
+    E = np.random.default_rng(seed).standard_normal((dims[0], dims[-1]))
+    assert np.allclose(J @ J.T @ vec(E), vec(lf.to_numpy(lf.T_apply(
+        [lf.asarray(W) for W in Ws], lf.asarray(E)))), atol=tol(T, E, k=1e4))
