@@ -1,4 +1,4 @@
-"""The steps of the proofs of chapters 1-4 and of the Tools appendix, on random instances.
+"""The steps of the proofs of chapters 1-4 and of the Tools and Numerical methods appendices.
 
 Every inequality or identity of those proofs that is not immediate is evaluated on random
 matrices of several shapes (n != m, uneven widths, several seeds), with linflow's functions
@@ -509,3 +509,180 @@ def test_widths_are_h_l(name):
 
     text = (BOOK / name).read_text()
     assert not re.search(r"\bd_\{?l|\bd_0\b|\bd_L\b|d_\{\\max\}", text), name
+
+
+# --- steps added by the A-grade read (chapters 2, 3 and the numerics appendix) -------------
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_logistic_loss_gradient_dominance_on_a_sublevel_set(seed):
+    # gd-ex-logistic: -l'(u) = 1 - exp(-l(u)), 1 - e^{-s} >= s e^{-s}, and
+    # ||grad f(w)|| >= gamma e^{-B} f(w) whenever f(w) <= B (here B = f(w))
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((25, 3))
+    y = np.sign(X @ np.array([1.0, -0.5, 0.2]))
+    gamma = float(lf.losses.Exponential(lf.asarray(X), lf.asarray(y)).gamma)   # the margin
+    f = lf.losses.Logistic(lf.asarray(X), lf.asarray(y))
+    u = rng.standard_normal(50) * 3
+    ell = np.log1p(np.exp(-u))
+    assert np.allclose(1 / (1 + np.exp(u)), 1 - np.exp(-ell), rtol=1e-12)
+    s = np.linspace(0.0, 30.0, 301)
+    assert np.all(1 - np.exp(-s) >= s * np.exp(-s) - 1e-15)
+    for _ in range(50):
+        w = lf.asarray(rng.standard_normal((3, 1)) * 2)
+        B = float(f.value(w))
+        g = float(np.linalg.norm(lf.to_numpy(f.grad(w))))
+        assert g >= gamma * np.exp(-B) * B * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_origin_is_a_saddle(seed):
+    # pc-ex-zero: the factorization of -/+ eps^L grad f(0) has layers of size O(eps), and the
+    # loss there is below / above f(0)
+    dims = (3, 4, 4, 2)
+    loss = squared(dims, seed)
+    g0 = lf.to_numpy(loss.grad(lf.asarray(np.zeros((3, 2)))))
+    f0 = float(loss.value(lf.asarray(np.zeros((3, 2)))))
+    for eps in (1e-1, 1e-2):
+        for sign in (-1.0, 1.0):
+            Ws = lf.init.balanced(dims, product=lf.asarray(sign * eps ** 3 * g0), seed=seed)
+            assert max(float(np.abs(lf.to_numpy(W)).max()) for W in Ws) < 2 * eps * (
+                1 + np.linalg.norm(g0, 2)) ** (1 / 3)
+            value = float(loss.value(lf.product(Ws)))
+            assert (value < f0) if sign < 0 else (value > f0)
+
+
+def test_scalar_two_layer_time_is_an_antiderivative():
+    # appendix, Scalar networks: d/dp (1/R) ln|(4yp + c^2 + R sqrt(4p^2 + c^2)) / (2p - 2y)|
+    # = 1 / ((y - p) sqrt(4p^2 + c^2)), R = sqrt(4y^2 + c^2)
+    for y, c in [(1.0, 0.72), (2.0, -1.3), (0.5, 0.1)]:
+        R = np.sqrt(4 * y * y + c * c)
+
+        def F(p):
+            return np.log(abs((4 * y * p + c * c + R * np.sqrt(4 * p * p + c * c))
+                              / (2 * p - 2 * y))) / R
+
+        for p in np.linspace(-0.9 * y, 0.9 * y, 7):
+            h = 1e-6
+            fd = (F(p + h) - F(p - h)) / (2 * h)
+            exact = 1 / ((y - p) * np.sqrt(4 * p * p + c * c))
+            assert abs(fd - exact) < 1e-6 * abs(exact)
+        # and the flow p' = (y - p) sqrt(4 p^2 + c^2) of two scalar layers with imbalance c
+        w1 = np.sqrt((c + np.sqrt(c * c + 4 * (0.2 * y) ** 2)) / 2)
+        w2 = 0.2 * y / w1
+        assert abs(w1 ** 2 - w2 ** 2 - c) < 1e-12 and abs(w1 * w2 - 0.2 * y) < 1e-12
+        p = w1 * w2
+        assert abs((y - p) * (w1 ** 2 + w2 ** 2) - (y - p) * np.sqrt(4 * p * p + c * c)) < 1e-12
+
+
+def test_deep_balanced_time_formula():
+    # appendix, Deep aligned and balanced: the partial fraction and
+    # t(w) = (w0^{2-L} - w^{2-L}) / (s (L - 2)) + (1/s) int_{w0}^w v dv / (s - v^L)
+    from scipy.integrate import quad, solve_ivp
+
+    for L, s, w0 in [(3, 2.0, 0.3), (4, 1.0, 0.2), (5, 1.5, 0.4)]:
+        w = np.linspace(0.1, 0.9, 9) * s ** (1 / L)
+        lhs = 1 / (w ** (L - 1) * (s - w ** L))
+        rhs = (w ** (1 - L) + w / (s - w ** L)) / s
+        assert np.allclose(lhs, rhs, rtol=1e-12)
+        target = 0.9 * s ** (1 / L)
+        t_formula = ((w0 ** (2 - L) - target ** (2 - L)) / (L - 2)
+                     + quad(lambda v: v / (s - v ** L), w0, target)[0]) / s
+        sol = solve_ivp(lambda t, x: x ** (L - 1) * (s - x ** L), (0, 10 * t_formula), [w0],
+                        events=lambda t, x: x[0] - target, rtol=1e-11, atol=1e-13)
+        assert abs(sol.t_events[0][0] - t_formula) < 1e-6 * t_formula
+
+
+@pytest.mark.parametrize("lam,seed", [(0.5, 0), (-0.4, 1), (1.2, 2)])
+def test_riccati_form_of_the_lambda_balanced_flow(lam, seed):
+    # appendix, Riccati: with D_1 = lambda I_h, Q = [W_1; W_2^T] obeys Q' = F Q - Q Q^T Q / 2
+    rng = np.random.default_rng(seed)
+    n, h, m = 4, 3, 3
+    if lam > 0:
+        W2 = rng.standard_normal((h, m)) * 0.7
+        lam_, V = np.linalg.eigh(W2 @ W2.T + lam * np.eye(h))
+        O, _ = np.linalg.qr(rng.standard_normal((n, h)))
+        W1 = O @ (V * np.sqrt(lam_)) @ V.T
+    else:
+        W1 = rng.standard_normal((n, h)) * 0.7
+        lam_, V = np.linalg.eigh(W1.T @ W1 - lam * np.eye(h))
+        O, _ = np.linalg.qr(rng.standard_normal((m, h)))
+        W2 = (O @ (V * np.sqrt(lam_)) @ V.T).T
+    assert np.allclose(W1.T @ W1 - W2 @ W2.T, lam * np.eye(h), atol=1e-12)
+    Y = rng.standard_normal((n, m))
+    loss = lf.losses.Squared(lf.asarray(Y))
+    _, grads = lf.value_and_gradients((lf.asarray(W1), lf.asarray(W2)), loss)
+    dW1, dW2 = (-lf.to_numpy(g) for g in grads)
+    Q = np.vstack([W1, W2.T])
+    F = np.block([[lam / 2 * np.eye(n), Y], [Y.T, -lam / 2 * np.eye(m)]])
+    assert np.allclose(np.vstack([dW1, dW2.T]), F @ Q - Q @ Q.T @ Q / 2, atol=1e-12)
+    ev = np.sort(np.linalg.eigvalsh(F))
+    sv = np.linalg.svd(Y, compute_uv=False)
+    expected = np.sort(np.concatenate([np.sqrt(sv ** 2 + lam ** 2 / 4),
+                                       -np.sqrt(sv ** 2 + lam ** 2 / 4),
+                                       np.full(n - m, lam / 2)]))   # n > m: +lambda/2
+    assert np.allclose(ev, expected, atol=1e-12)
+
+
+def test_cooper_condition_and_the_quadratic_expansion():
+    # appendix, Integrators: q(y1) - q(y0) = 2h sum_i b_i k_i^T C Y_i - h^2 sum_ij M_ij k_i^T C k_j
+    # (an identity for any slopes k_i), M = 0 for midpoint and gauss2, M_ii = -b_i^2 if explicit
+    r3 = np.sqrt(3) / 6
+    tableaus = {"midpoint": (np.array([[0.5]]), np.array([1.0])),
+                "gauss2": (np.array([[0.25, 0.25 - r3], [0.25 + r3, 0.25]]), np.array([0.5, 0.5])),
+                "rk4": (np.array([[0, 0, 0, 0], [0.5, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 1.0, 0]]),
+                        np.array([1, 2, 2, 1]) / 6)}
+    rng = np.random.default_rng(0)
+    C = sym(rng, 5)
+    for name, (A, b) in tableaus.items():
+        M = b[:, None] * A + (b[:, None] * A).T - np.outer(b, b)
+        if name == "rk4":
+            assert np.allclose(np.diag(M), -b ** 2)
+        else:
+            assert np.allclose(M, 0, atol=1e-15)
+        h, y0 = 0.3, rng.standard_normal(5)
+        k = rng.standard_normal((len(b), 5))
+        Yst = y0 + h * A @ k
+        y1 = y0 + h * b @ k
+        q = lambda v: v @ C @ v
+        rhs = (2 * h * sum(b[i] * k[i] @ C @ Yst[i] for i in range(len(b)))
+               - h ** 2 * sum(M[i, j] * k[i] @ C @ k[j] for i in range(len(b))
+                              for j in range(len(b))))
+        assert abs(q(y1) - q(y0) - rhs) < 1e-12 * max(1.0, abs(q(y1)))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_gd_drift_bound_of_one_step(seed):
+    # appendix, Gradient descent: ||D_l^+ - D_l||_F <= eta^2 (||g_l||_F^2 + ||g_{l+1}||_F^2)
+    dims, eta = (3, 4, 5, 2), 0.1
+    Wl = lf.init.gaussian(dims, "custom", std=0.9, seed=seed)
+    _, grads = lf.value_and_gradients(Wl, squared(dims, seed))
+    g = [lf.to_numpy(x) for x in grads]
+    after = [lf.asarray(lf.to_numpy(W) - eta * gl) for W, gl in zip(Wl, g)]
+    for D0, D1, l in zip(lf.imbalance(Wl), lf.imbalance(after), range(len(dims) - 2)):
+        change = np.linalg.norm(lf.to_numpy(D1) - lf.to_numpy(D0))
+        assert change <= eta ** 2 * (np.sum(g[l] ** 2) + np.sum(g[l + 1] ** 2)) * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("dims,seed", list(itertools.product(DIMS, SEEDS)))
+def test_jacobian_of_the_product_gives_T(dims, seed):
+    # chapter 1, step-size limit: with J the derivative of (W_1..W_L) -> W_1...W_L,
+    # J J^T = T (lf.T_matrix), so J^T J has the same nonzero eigenvalues as T
+    Ws = layers(dims, seed)
+    vec = lambda M: M.reshape(-1, order="F")
+    blocks = []
+    for l in range(1, len(Ws) + 1):
+        P, Q = prefix_suffix(Ws, l)
+        blocks.append(np.kron(Q.T, P))                # vec(P E Q) = (Q^T kron P) vec(E)
+    J = np.hstack(blocks)
+    n, m = dims[0], dims[-1]
+    T = np.column_stack([vec(lf.to_numpy(lf.T_apply([lf.asarray(W) for W in Ws], lf.asarray(
+        np.eye(n * m)[:, k].reshape((n, m), order="F"))))) for k in range(n * m)])
+    assert np.max(np.abs(J @ J.T - T)) < tol(T, k=1e3)
+    # lf.T_matrix (its own ordering of the entries) has the same spectrum
+    Tm = lf.to_numpy(lf.T_matrix([lf.asarray(W) for W in Ws]))
+    assert np.allclose(np.linalg.eigvalsh(Tm), np.linalg.eigvalsh(T), atol=tol(T, k=1e4))
+    big = np.sort(np.linalg.eigvalsh(J.T @ J))[::-1][:T.shape[0]]
+    assert np.allclose(big, np.sort(np.linalg.eigvalsh(T))[::-1], atol=tol(T, k=1e4))
+    E = np.random.default_rng(seed).standard_normal((dims[0], dims[-1]))
+    assert np.allclose(J @ J.T @ vec(E), vec(lf.to_numpy(lf.T_apply(
+        [lf.asarray(W) for W in Ws], lf.asarray(E)))), atol=tol(T, E, k=1e4))
