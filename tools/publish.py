@@ -261,11 +261,20 @@ def build_wheel(dest: Path, root: Path = ROOT) -> Path:
 LAUNCHERS = ("binderhub_url", "jupyterhub_url", "colab_url", "deepnote_url", "thebe")
 
 
+def config_root(start: Path) -> Path:
+    """The folder of the book's ``_config.yml``: START or its nearest ancestor that has one (a
+    single page built alone, ``jupyter-book build book/page.md``, has its folder as source)."""
+    for d in (start, *start.parents):
+        if (d / "_config.yml").is_file():
+            return d
+    return ROOT
+
+
 def apply_setting(app, config) -> None:
     """``config-inited``: the theme's repository, buttons and launch buttons, and
     ``html_baseurl``, from :func:`site` (Jupyter Book would otherwise fill in its own default
     repository). Without a repository: no launch or repository button, and one warning line."""
-    s = site(Path(app.srcdir))
+    s = site(config_root(Path(app.srcdir)))
     theme = config.html_theme_options
     if s.repository is None:
         theme.pop("repository_url", None)

@@ -26,7 +26,7 @@ MAX_GD_STEPS = 2**53
 #: the most save points one call allocates
 MAX_SAVES = 10**7
 #: ``rtol`` of :func:`gradient_flow` when none is given (``rtol=None``), for float64 weights;
-#: lower precisions get :func:`default_rtol`.
+#: lower precisions get ``linflow.flow.api.default_rtol``.
 DEFAULT_RTOL = 1e-8
 #: the default ``rtol`` is at least this many machine epsilons of the weights' dtype
 DEFAULT_RTOL_EPS = 100
@@ -179,7 +179,7 @@ def gradient_flow(
     rtol, atol : float
         Error tolerances of ``"dopri5"`` (error ≤ atol + rtol·|W|, per entry, RMS);
         ``rtol`` defaults to 1e-8 for float64 and to 100 machine epsilons (1.19e-5) for
-        float32 (:func:`default_rtol`).  An explicit ``rtol`` below 10 machine epsilons of
+        float32 (``linflow.flow.api.default_rtol``).  An explicit ``rtol`` below 10 machine epsilons of
         the weights' dtype (about 1.2e-6 in float32) warns: round-off then dominates
         the error estimate and the tolerance cannot be met.
     dt : float, optional
@@ -273,7 +273,7 @@ def gradient_flow(
 
 
 def _check_rtol(rtol, dtype, xp):
-    """``rtol`` (default :func:`default_rtol`) validated; an explicit one below 10 eps of ``dtype`` warns."""
+    """``rtol`` (default ``linflow.flow.api.default_rtol``) validated; an explicit one below 10 eps of ``dtype`` warns."""
     if rtol is None:
         return default_rtol(dtype, xp)
     rtol = positive("rtol", rtol)
