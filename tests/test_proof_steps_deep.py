@@ -397,6 +397,27 @@ def test_depth_corollary(seed, n, m, L):
     assert float(lf.lambda_min(Ws)) >= bound * (1 - 1e-9)
 
 
+def test_yun_case_needs_the_width_condition():
+    """Corollary (depth), Yun et al.'s case: with h_{L-1} >= n, lambda_n(D_{L-1}) >= lambda and
+    lambda_min >= lambda^{L-1}; with h_{L-1} < n the hypothesis D_{L-1} >= lambda I can hold
+    while lambda_min(T) < lambda^{L-1} (the counterexample of the chapter, by hand)."""
+    W1, W2 = np.array([[math.sqrt(10.0)], [0.0]]), np.array([[0.1]])   # n = 2, h_1 = 1
+    D1 = W1.T @ W1 - W2 @ W2.T
+    assert float(D1[0, 0]) >= 1.0                                         # D_1 >= 1 * I
+    lam_min = float(np.linalg.eigvalsh(W1 @ W1.T)[0] + (W2.T @ W2)[0, 0])  # Lemma (two layers)
+    assert lam_min < 1.0 ** 1 and abs(float(lf.lambda_min((W1, W2))) - lam_min) < 1e-12
+    assert float(lf.bounds.yun((W1, W2))) == 0.0 and float(lf.bounds.unimodal((W1, W2))) == 0.0
+    rng = np.random.default_rng(7)
+    for L in (2, 3, 4):
+        n, lam_ = 2, 0.4
+        D = [random_psd(rng, n, n, 0.5) for _ in range(L - 2)] + [lam_ * np.eye(n)]
+        Ws = lf.init.unimodal(tuple([n] * L + [3]), L, D, seed=L)     # h_{L-1} = n
+        Ws = [lf.to_numpy(W) for W in Ws]
+        DL = imbalances(Ws)[-1]
+        assert lam(DL, n) >= lam_ * (1 - 1e-9)
+        assert float(np.linalg.eigvalsh(T_dense(Ws))[0]) >= lam_ ** (L - 1) * (1 - 1e-9)
+
+
 # ---------------------------------------------------------------- Corollary 2
 
 @pytest.mark.parametrize("seed", [0, 1])
