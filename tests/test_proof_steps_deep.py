@@ -514,3 +514,18 @@ def test_diagonal_network_energy(seed):
     exact = float(np.linalg.eigvalsh(T_dense(Ws))[0])
     assert abs(min(ev) - exact) <= tol(exact) * 10
     assert exact <= min(tau) * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("L", [2, 3, 4, 6])
+def test_eq18_attained_by_scalar_networks_with_a_zero_peak(L):
+    """Chapter 7 after Theorem 3: a unimodal scalar network with w_{l*} = 0 has
+    lambda_min(T) = prod_{k != l*} w_k^2 = prod of its cumulative imbalances."""
+    rng = np.random.default_rng(L)
+    for l_star in range(1, L + 1):
+        a = np.sort(rng.uniform(0.2, 2.0, size=L))
+        w2 = np.concatenate([a[::-1][:l_star - 1], [0.0], a[:L - l_star]])  # down, 0, up
+        Ws = [np.array([[np.sqrt(v)]]) for v in w2]
+        exact = float(np.linalg.eigvalsh(T_dense(Ws))[0])
+        d_tilde = [w2[i - 1] if i < l_star else w2[i] for i in range(1, L)]
+        assert abs(exact - float(np.prod(d_tilde))) <= tol(exact) * 10
+        assert abs(float(lf.bounds.unimodal(Ws)) - exact) <= tol(exact) * 10
