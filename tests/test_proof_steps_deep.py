@@ -397,6 +397,27 @@ def test_depth_corollary(seed, n, m, L):
     assert float(lf.lambda_min(Ws)) >= bound * (1 - 1e-9)
 
 
+def test_yun_case_needs_the_width_condition():
+    """Corollary (depth), Yun et al.'s case: with h_{L-1} >= n, lambda_n(D_{L-1}) >= lambda and
+    lambda_min >= lambda^{L-1}; with h_{L-1} < n the hypothesis D_{L-1} >= lambda I can hold
+    while lambda_min(T) < lambda^{L-1} (the counterexample of the chapter, by hand)."""
+    W1, W2 = np.array([[math.sqrt(10.0)], [0.0]]), np.array([[0.1]])   # n = 2, h_1 = 1
+    D1 = W1.T @ W1 - W2 @ W2.T
+    assert float(D1[0, 0]) >= 1.0                                         # D_1 >= 1 * I
+    lam_min = float(np.linalg.eigvalsh(W1 @ W1.T)[0] + (W2.T @ W2)[0, 0])  # Lemma (two layers)
+    assert lam_min < 1.0 ** 1 and abs(float(lf.lambda_min((W1, W2))) - lam_min) < 1e-12
+    assert float(lf.bounds.yun((W1, W2))) == 0.0 and float(lf.bounds.unimodal((W1, W2))) == 0.0
+    rng = np.random.default_rng(7)
+    for L in (2, 3, 4):
+        n, lam_ = 2, 0.4
+        D = [random_psd(rng, n, n, 0.5) for _ in range(L - 2)] + [lam_ * np.eye(n)]
+        Ws = lf.init.unimodal(tuple([n] * L + [3]), L, D, seed=L)     # h_{L-1} = n
+        Ws = [lf.to_numpy(W) for W in Ws]
+        DL = imbalances(Ws)[-1]
+        assert lam(DL, n) >= lam_ * (1 - 1e-9)
+        assert float(np.linalg.eigvalsh(T_dense(Ws))[0]) >= lam_ ** (L - 1) * (1 - 1e-9)
+
+
 # ---------------------------------------------------------------- Corollary 2
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -493,3 +514,18 @@ def test_diagonal_network_energy(seed):
     exact = float(np.linalg.eigvalsh(T_dense(Ws))[0])
     assert abs(min(ev) - exact) <= tol(exact) * 10
     assert exact <= min(tau) * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("L", [2, 3, 4, 6])
+def test_eq18_attained_by_scalar_networks_with_a_zero_peak(L):
+    """Chapter 7 after Theorem 3: a unimodal scalar network with w_{l*} = 0 has
+    lambda_min(T) = prod_{k != l*} w_k^2 = prod of its cumulative imbalances."""
+    rng = np.random.default_rng(L)
+    for l_star in range(1, L + 1):
+        a = np.sort(rng.uniform(0.2, 2.0, size=L))
+        w2 = np.concatenate([a[::-1][:l_star - 1], [0.0], a[:L - l_star]])  # down, 0, up
+        Ws = [np.array([[np.sqrt(v)]]) for v in w2]
+        exact = float(np.linalg.eigvalsh(T_dense(Ws))[0])
+        d_tilde = [w2[i - 1] if i < l_star else w2[i] for i in range(1, L)]
+        assert abs(exact - float(np.prod(d_tilde))) <= tol(exact) * 10
+        assert abs(float(lf.bounds.unimodal(Ws)) - exact) <= tol(exact) * 10

@@ -293,3 +293,27 @@ def test_two_layer_explorer_text_claims():
     assert all(abs(f["alpha2"] - f["gap"]) <= 1e-12 * (1 + f["gap"]) for f in frames)
     assert np.all(np.diff([f["alpha2"] for f in frames]) > 0)
     assert np.all(np.diff([f["measured"] for f in frames]) > 0)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("shape", [(2, 6, 3, 1), (3, 2, 7, 2), (1, 9, 4, 3), (2, 5, 2, 1)])
+def test_dbar_convention_for_unequal_middle_widths(shape, seed):
+    """Erratum E13: with h_1 != h_2 the missing eigenvalues of Definition 2 may be read as
+    -inf (linflow) or as any value <= 0 (here 0, computed with NumPy): the same D-bar, and Step 3
+    of the proof of Theorem 2 (lambda_i(W_2W_2^T) >= D-bar_ii for every i) holds."""
+    n, h1, h2, m = shape
+    for Ws in three_layer_draws(shape, seed):
+        W1, W2, W3 = Ws
+        D21 = W2 @ W2.T - W1.T @ W1
+        D23 = W2.T @ W2 - W3 @ W3.T
+        a, b = eig_desc(D21), eig_desc(D23)
+        h = max(h1, h2)
+        a0, b0 = (np.concatenate([v, np.zeros(h - len(v))]) for v in (a, b))
+        zero_pad = np.maximum(np.maximum(a0, b0), 0.0)
+        Dbar1, Dbar2 = (np.diag(np.asarray(M)) for M in lf.bounds.D_bar(D21, D23))
+        assert np.allclose(Dbar1, zero_pad[:h1], rtol=0, atol=tol(a, b))
+        assert np.allclose(Dbar2, zero_pad[:h2], rtol=0, atol=tol(a, b))
+        assert np.all(eig_desc(W2 @ W2.T) >= zero_pad[:h1] - tol(W2 @ W2.T, a, b))
+        assert np.all(eig_desc(W2.T @ W2) >= zero_pad[:h2] - tol(W2.T @ W2, a, b))
+        lam, ds = float(lf.lambda_min(Ws)), float(lf.bounds.delta_star(Ws))
+        assert lam >= ds - tol(lam, ds)
