@@ -1,0 +1,235 @@
+"""The command line, the sweeps and the manifests shared by the studies.
+
+Every study module defines ``NAME``, ``QUESTION``, ``SETTINGS`` (the keywords of
+``lf.sweep.run``: ``t_end`` and flow settings), ``groups(tiny)`` (the declared grid as named
+groups of points; a group is one resumable results store), ``build(point)`` and
+``measure_batch(Ws0, loss, traj)``, and ``COLUMNS`` (the columns shipped).  ``main`` runs it:
+
+    python -m studies.<name> [--out studies/data] [--client local|none|tcp://host:port] [--tiny]
+    python -m studies.<name> --bench 2000     # throughput: one process and a 2-worker LocalCluster
+
+The working stores (JSON Lines, one per group, resumable) go to ``<out>/work/<name>/``; the
+shipped table is ``<out>/<name>.parquet`` (zstd, the columns in ``COLUMNS``) and the manifest
+``<out>/<name>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import linflow as lf
+from linflow import sweep
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "studies", "data")
+
+
+def seed_of(*parts):
+    """A generator seeded by a tuple of small non-negative integers (one stream per point)."""
+    return np.random.default_rng([int(p) for p in parts])
+
+
+def git_commit():
+    """``(commit, dirty)`` of the repository the studies run from (``(None, None)`` outside git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "linflow", "studies/*.py"],
+                                    cwd=ROOT, capture_output=True, text=True).stdout.strip())
+        return head, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+
+
+def open_client(spec):
+    """``(client, workers, owned)`` from ``--client``: ``none``, ``local`` (or ``local:N``), or an address."""
+    if spec in (None, "none"):
+        return None, 1, False
+    from distributed import Client
+
+    if spec.startswith("local"):
+        from linflow.distributed import local_client
+
+        c = local_client(int(spec.split(":")[1]) if ":" in spec else None)
+        return c, len(c.scheduler_info()["workers"]), True
+    c = Client(spec)
+    return c, len(c.scheduler_info()["workers"]), False
+
+
+def close_client(client, owned):
+    if client is not None and owned:
+        cluster = client.cluster
+        client.close()
+        cluster.close()
+
+
+def run_groups(study, groups, work, client=None, progress=None):
+    """Run every group (``{name: points}``) into its store under ``work``; return all rows and the wall time."""
+    os.makedirs(work, exist_ok=True)
+    rows = []
+    t0 = time.perf_counter()
+    for name, points in groups.items():
+        rows += sweep.run(points, study.build, measure_batch=measure_of(study, name),
+                          path=os.path.join(work, f"{name}.jsonl"), client=client, progress=progress,
+                          max_batch=getattr(study, "MAX_BATCH", None), **study.SETTINGS)
+    return rows, time.perf_counter() - t0
+
+
+def measure_of(study, group):
+    """The ``measure_batch`` of a group: ``study.measure_for(group)`` if the study has one."""
+    return study.measure_for(group) if hasattr(study, "measure_for") else study.measure_batch
+
+
+def table(study, rows):
+    """The shipped columns of ``rows`` as a pandas DataFrame (point parameters first)."""
+    import pandas as pd
+
+    df = pd.DataFrame([{k: r.get(k) for k in study.COLUMNS} for r in rows], columns=list(study.COLUMNS))
+    return df
+
+
+def write_parquet(df, path):
+    df.to_parquet(path, compression="zstd", index=False)
+
+
+def throughput(study, groups, workers=2):
+    """Points per second of ``groups`` in one process and on a ``workers``-worker LocalCluster.
+
+    Returns the costs of :func:`linflow.distributed.sweep_time`: ``t_point`` from the
+    one-process run, ``o_task`` from the cluster run (its wall time less ``rounds * B *
+    t_point``, per round of tasks), the batch size ``B`` the cluster's probe chose for the
+    first group, and the cluster's start-up time.
+    """
+    import tempfile
+
+    from linflow.distributed import _probe, local_client
+
+    P = sum(len(g) for g in groups.values())
+    with tempfile.TemporaryDirectory() as tmp:
+        _rows, t1 = run_groups(study, groups, os.path.join(tmp, "one"), None, False)
+        t0 = time.perf_counter()
+        client = local_client(workers)
+        start = time.perf_counter() - t0
+        try:
+            rows, t2 = run_groups(study, groups, os.path.join(tmp, "two"), client, False)
+            first = next(iter(groups.values()))
+            flow = {k: v for k, v in study.SETTINGS.items() if k != "t_end"}
+            B = int(client.submit(_probe, study.build, first[:16], pure=False, t_end=study.SETTINGS["t_end"],
+                                  flow_kwargs=flow, max_batch=getattr(study, "MAX_BATCH", None), memory=None,
+                                  backend=None).result())
+        finally:
+            close_client(client, True)
+    t_point = t1 / P
+    tasks = sum(math.ceil(len(g) / B) for g in groups.values())
+    rounds = math.ceil(tasks / workers)
+    o_task = max(0.0, (t2 - P * t_point / workers) / rounds)
+    return dict(points=P, one_process_s=t1, one_process_points_per_s=P / t1, cluster_workers=workers,
+                cluster_s=t2, cluster_points_per_s=P / t2, cluster_start_s=start, batch=B, tasks=tasks,
+                t_point_s=t_point, o_task_s=o_task, failed=sum(not r["ok"] for r in rows))
+
+
+def manifest(study, groups, rows, wall, workers, client_spec, argv, extra=None):
+    """The manifest of a run: versions, commit, grid, settings, row counts, wall time, workers, throughput."""
+    commit, dirty = git_commit()
+    ok = sum(bool(r.get("ok")) for r in rows)
+    m = {
+        "study": study.NAME,
+        "question": study.QUESTION,
+        "linflow_version": lf.__version__,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "command": "python -m studies." + study.NAME + (" " + " ".join(argv) if argv else ""),
+        "grid": study.GRID,
+        "groups": {k: len(v) for k, v in groups.items()},
+        "settings": {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in study.SETTINGS.items()},
+        "rows": {"total": len(rows), "ok": ok, "failed": len(rows) - ok},
+        "wall_s": wall,
+        "client": client_spec or "none",
+        "workers": workers,
+        "points_per_s": len(rows) / wall if wall > 0 else None,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+    }
+    m.update(extra or {})
+    return m
+
+
+def predict(cost, points, workers=64):
+    """Predicted wall time on ``workers`` workers (:func:`linflow.distributed.sweep_time`) from measured costs."""
+    from linflow.distributed import sweep_time
+
+    return sweep_time(points, workers, cost["batch"], t_point=cost["t_point_s"], o_task=cost["o_task_s"])
+
+
+def main(study, argv=None):
+    p = argparse.ArgumentParser(prog=f"python -m studies.{study.NAME}", description=study.QUESTION)
+    p.add_argument("--out", default=DATA, help="folder of the shipped table, manifest and work stores")
+    p.add_argument("--client", default="local",
+                   help="'local' (a LocalCluster, one worker per core), 'local:N', 'none' (this process) "
+                        "or a scheduler address tcp://host:port")
+    p.add_argument("--tiny", action="store_true", help="a tiny grid (tests)")
+    p.add_argument("--bench", type=int, default=0, metavar="P",
+                   help="measure throughput on P points of the grid (one process and 2 workers) into the manifest")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even off a terminal")
+    args = p.parse_args(argv)
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    mpath = os.path.join(out, f"{study.NAME}.json")
+    if args.bench:
+        groups = study.groups(args.tiny)
+        total = sum(len(g) for g in groups.values())
+        step = max(1, total // args.bench)  # every step-th point of every group
+        cost = throughput(study, {k: g[::step] for k, g in groups.items() if g[::step]})
+        m = json.load(open(mpath)) if os.path.exists(mpath) else {}
+        m["throughput"] = cost
+        if m.get("rows"):
+            m["predicted_64_workers_s"] = predict(cost, m["rows"]["total"])
+            m["predicted_64_workers_from"] = ("linflow.distributed.sweep_time(points, 64, batch, t_point, o_task) "
+                                              "with the costs of 'throughput'")
+        with open(mpath, "w") as fh:
+            json.dump(m, fh, indent=1)
+        print(json.dumps(cost, indent=1))
+        return m
+    groups = study.groups(args.tiny)
+    work = os.path.join(out, "work", study.NAME)
+    before = len(stored_rows(work))
+    client, workers, owned = open_client(args.client)
+    try:
+        rows, wall = run_groups(study, groups, work, client,
+                                True if args.progress else None)
+    finally:
+        close_client(client, owned)
+    df = table(study, rows)
+    write_parquet(df, os.path.join(out, f"{study.NAME}.parquet"))
+    extra = study.summary(df) if hasattr(study, "summary") else {}
+    old = json.load(open(mpath)) if os.path.exists(mpath) else {}
+    m = manifest(study, groups, rows, wall, workers, args.client, argv if argv is not None else sys.argv[1:],
+                 extra)
+    m["runs"] = old.get("runs", []) + [{"client": args.client, "workers": workers, "wall_s": wall,
+                                         "new_rows": len(rows) - before}]
+    m["wall_s_all_runs"] = sum(r["wall_s"] for r in m["runs"])
+    if "throughput" in old:  # measured once, kept across resumed runs
+        m["throughput"] = old["throughput"]
+        m["predicted_64_workers_s"] = predict(old["throughput"], len(rows))
+    with open(mpath, "w") as fh:
+        json.dump(m, fh, indent=1)
+    print(f"{study.NAME}: {m['rows']} in {wall:.1f} s ({workers} worker(s)); wrote {out}/{study.NAME}.parquet")
+    return m
+
+
+def stored_rows(path):
+    """Every row of the JSON Lines stores under ``path`` (a folder)."""
+    rows = []
+    for f in sorted(glob.glob(os.path.join(path, "*.jsonl"))):
+        rows += sweep.read_rows(f)
+    return rows
