@@ -38,6 +38,27 @@ def seed_of(*parts):
     return np.random.default_rng([int(p) for p in parts])
 
 
+def random_unimodal(rng, L, k, scale, identity=False):
+    r"""Random unimodal weights with all widths ``k`` (:func:`linflow.init.unimodal`): ``(Ws, l_star)``.
+
+    :math:`l^*` uniform on ``1..L``; :math:`D_l = \pm Q_l\,\mathrm{diag}(d_l u_l)\,Q_l^\top` with
+    :math:`Q_l` a random orthogonal frame, the level :math:`d_l` uniform on [0.2, 2] and
+    :math:`u_l` uniform on :math:`[0.5, 1.5]^k` (``identity``: :math:`D_l = \pm d_lI`), sign
+    ``+`` for :math:`l < l^*`; the core layer :math:`W_{l^*}` has scale ``scale``.
+    """
+    l_star = int(rng.integers(1, L + 1))
+    D = []
+    for l in range(1, L):
+        level = float(rng.uniform(0.2, 2.0))
+        if identity:
+            d = level * np.eye(k)
+        else:
+            Q = np.linalg.qr(rng.standard_normal((k, k)))[0]
+            d = (Q * (level * rng.uniform(0.5, 1.5, k))) @ Q.T
+        D.append(d if l < l_star else -d)
+    return list(lf.init.unimodal((k,) * (L + 1), l_star, D, seed=rng, scale=scale)), l_star
+
+
 def git_commit():
     """``(commit, dirty)`` of the repository the studies run from (``(None, None)`` outside git)."""
     try:
@@ -54,14 +75,19 @@ def open_client(spec):
     """``(client, workers, owned)`` from ``--client``: ``none``, ``local`` (or ``local:N``), or an address."""
     if spec in (None, "none"):
         return None, 1, False
-    from distributed import Client
-
     if spec.startswith("local"):
         from linflow.distributed import local_client
 
         c = local_client(int(spec.split(":")[1]) if ":" in spec else None)
         return c, len(c.scheduler_info()["workers"]), True
-    c = Client(spec)
+    from distributed import Client
+
+    if not spec.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise ValueError(
+            f"studies: --client must be 'none', 'local', 'local:N' or a scheduler address such as "
+            f"tcp://host:8786; got {spec!r}."
+        )
+    c = Client(spec, timeout=30)
     return c, len(c.scheduler_info()["workers"]), False
 
 
@@ -186,7 +212,7 @@ def main(study, argv=None):
     os.makedirs(out, exist_ok=True)
     mpath = os.path.join(out, f"{study.NAME}.json")
     if args.bench:
-        groups = study.groups(args.tiny)
+        groups = study.groups(args.tiny, os.path.join(out, "work", study.NAME))
         total = sum(len(g) for g in groups.values())
         step = max(1, total // args.bench)  # every step-th point of every group
         cost = throughput(study, {k: g[::step] for k, g in groups.items() if g[::step]})
@@ -200,18 +226,25 @@ def main(study, argv=None):
             json.dump(m, fh, indent=1)
         print(json.dumps(cost, indent=1))
         return m
-    groups = study.groups(args.tiny)
     work = os.path.join(out, "work", study.NAME)
     before = len(stored_rows(work))
     client, workers, owned = open_client(args.client)
-    try:
-        rows, wall = run_groups(study, groups, work, client,
-                                True if args.progress else None)
+    try:  # a staged grid (a pilot, then points chosen from its rows) is declared again until it stops growing
+        groups, wall, done = study.groups(args.tiny, work), 0.0, 0
+        while True:
+            rows, dt = run_groups(study, groups, work, client, True if args.progress else None)
+            wall += dt
+            grown = study.groups(args.tiny, work)
+            if sum(map(len, grown.values())) == sum(map(len, groups.values())) or done == 3:
+                break
+            groups, done = grown, done + 1
     finally:
         close_client(client, owned)
     df = table(study, rows)
     write_parquet(df, os.path.join(out, f"{study.NAME}.parquet"))
     extra = study.summary(df) if hasattr(study, "summary") else {}
+    if hasattr(study, "finish"):  # a step after the sweep (the local search of eq18_search)
+        extra.update(study.finish(df, out, tiny=args.tiny))
     old = json.load(open(mpath)) if os.path.exists(mpath) else {}
     m = manifest(study, groups, rows, wall, workers, args.client, argv if argv is not None else sys.argv[1:],
                  extra)

@@ -120,8 +120,9 @@ def transition_cells(df, lo=TRANSITION[0], hi=TRANSITION[1]):
 def groups(tiny=False, work=None):
     """The declared grid: the pilot, then the main stage chosen from the pilot's stored rows."""
     pilot = pilot_groups(tiny)
-    work = work or os.path.join(_common.DATA, "work", NAME)
-    stored = [r for r in _common.stored_rows(work) if r.get("seed", 0) < (8 if tiny else PILOT)]
+    first = 8 if tiny else PILOT  # the pilot's rows: its seeds, its h grid
+    stored = [] if work is None else [r for r in _common.stored_rows(work)
+                                      if r.get("seed", 0) < first and r.get("h") in H]
     out = dict(pilot)
     if not stored:  # the main stage is declared once the pilot is in
         return out

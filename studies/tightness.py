@@ -73,19 +73,7 @@ def _gaussian(p, rng):
 
 
 def _unimodal(p, rng):
-    L, k = p["L"], p["h"]
-    l_star = int(rng.integers(1, L + 1))
-    D = []
-    for l in range(1, L):
-        level = float(rng.uniform(0.2, 2.0))
-        if p["D"] == "identity":
-            d = level * np.eye(k)
-        else:  # a random orthogonal frame and eigenvalues spread over [0.5, 1.5] times the level
-            Q = np.linalg.qr(rng.standard_normal((k, k)))[0]
-            d = (Q * (level * rng.uniform(0.5, 1.5, k))) @ Q.T
-        D.append(d if l < l_star else -d)
-    Ws = lf.init.unimodal((k,) * (L + 1), l_star, D, seed=rng, scale=p["scale"])
-    return list(Ws), l_star
+    return _common.random_unimodal(rng, p["L"], p["h"], p["scale"], identity=p["D"] == "identity")
 
 
 def alpha_of(p, Ws):
@@ -158,7 +146,7 @@ def measure_for(group):
     return measure_gaussian if group.startswith("gaussian") else measure_unimodal
 
 
-def groups(tiny=False):
+def groups(tiny=False, work=None):
     if tiny:
         return {"gaussian_tiny": [dict(family="gaussian", L=3, n=1, h=4, m=1, scale=1.0, D="gaussian", seed=s)
                                   for s in range(3)],
