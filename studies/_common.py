@@ -140,8 +140,11 @@ def throughput(study, groups, workers=2):
     from linflow.distributed import _probe, local_client
 
     P = sum(len(g) for g in groups.values())
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
+        c0 = time.process_time()
         _rows, t1 = run_groups(study, groups, os.path.join(tmp, "one"), None, False)
+        cpu1 = time.process_time() - c0
         t0 = time.perf_counter()
         client = local_client(workers)
         start = time.perf_counter() - t0
@@ -160,7 +163,10 @@ def throughput(study, groups, workers=2):
     o_task = max(0.0, (t2 - P * t_point / workers) / rounds)
     return dict(points=P, one_process_s=t1, one_process_points_per_s=P / t1, cluster_workers=workers,
                 cluster_s=t2, cluster_points_per_s=P / t2, cluster_start_s=start, batch=B, tasks=tasks,
-                t_point_s=t_point, o_task_s=o_task, failed=sum(not r["ok"] for r in rows))
+                t_point_s=t_point, o_task_s=o_task, failed=sum(not r["ok"] for r in rows),
+                one_process_cpu_s=cpu1, t_point_cpu_s=cpu1 / P, load_average_1min=load,
+                note="measured on a shared machine: wall times include waiting for the CPU (see "
+                     "load_average_1min); t_point_cpu_s is the CPU time per point in one process")
 
 
 def manifest(study, groups, rows, wall, workers, client_spec, argv, extra=None):
@@ -194,7 +200,7 @@ def predict(cost, points, workers=64):
     """Predicted wall time on ``workers`` workers (:func:`linflow.distributed.sweep_time`) from measured costs."""
     from linflow.distributed import sweep_time
 
-    return sweep_time(points, workers, cost["batch"], t_point=cost["t_point_s"], o_task=cost["o_task_s"])
+    return sweep_time(points, workers, cost["batch"], t_point=cost["t_point_cpu_s"], o_task=cost["o_task_s"])
 
 
 def main(study, argv=None):
@@ -207,10 +213,17 @@ def main(study, argv=None):
     p.add_argument("--bench", type=int, default=0, metavar="P",
                    help="measure throughput on P points of the grid (one process and 2 workers) into the manifest")
     p.add_argument("--progress", action="store_true", help="show the progress bar even off a terminal")
+    p.add_argument("--export", action="store_true",
+                   help="only write the table of the rows stored so far (e.g. of an interrupted run)")
     args = p.parse_args(argv)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     mpath = os.path.join(out, f"{study.NAME}.json")
+    if args.export:
+        df = table(study, stored_rows(os.path.join(out, "work", study.NAME)))
+        write_parquet(df, os.path.join(out, f"{study.NAME}.parquet"))
+        print(f"{study.NAME}: exported {len(df)} stored rows (the manifest is written by a full run)")
+        return df
     if args.bench:
         groups = study.groups(args.tiny, os.path.join(out, "work", study.NAME))
         total = sum(len(g) for g in groups.values())
@@ -220,8 +233,8 @@ def main(study, argv=None):
         m["throughput"] = cost
         if m.get("rows"):
             m["predicted_64_workers_s"] = predict(cost, m["rows"]["total"])
-            m["predicted_64_workers_from"] = ("linflow.distributed.sweep_time(points, 64, batch, t_point, o_task) "
-                                              "with the costs of 'throughput'")
+            m["predicted_64_workers_from"] = ("linflow.distributed.sweep_time(points, 64, batch, t_point_cpu_s, "
+                                              "o_task_s) with the costs of 'throughput'")
         with open(mpath, "w") as fh:
             json.dump(m, fh, indent=1)
         print(json.dumps(cost, indent=1))
@@ -258,6 +271,33 @@ def main(study, argv=None):
         json.dump(m, fh, indent=1)
     print(f"{study.NAME}: {m['rows']} in {wall:.1f} s ({workers} worker(s)); wrote {out}/{study.NAME}.parquet")
     return m
+
+
+def _py(v):
+    return v.item() if hasattr(v, "item") else v
+
+
+def rerun(study, sample):
+    """Recompute shipped rows in this process, with the study's own ``build`` and measures.
+
+    ``sample`` is a DataFrame of shipped rows; the result has the same columns
+    (``study.COLUMNS``) and order, so that the two can be compared column by column.
+    """
+    import pandas as pd
+
+    points = [{k: _py(r[k]) for k in study.POINT} for r in sample.to_dict("records")]
+    by_group = {}
+    for i, p in enumerate(points):
+        by_group.setdefault(p.get("family", "all"), []).append(i)
+    rows = [None] * len(points)
+    for group, idx in by_group.items():
+        out = sweep.run([points[i] for i in idx], study.build, measure_batch=measure_of(study, group),
+                        progress=False, max_batch=getattr(study, "MAX_BATCH", None), **study.SETTINGS)
+        for i, r in zip(idx, out):
+            rows[i] = r
+    df = table(study, rows)
+    df.index = sample.index
+    return df.astype(sample.dtypes.to_dict())
 
 
 def stored_rows(path):

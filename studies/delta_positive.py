@@ -46,6 +46,8 @@ GRID = {
             f"lies in [{TRANSITION[0]}, {TRANSITION[1]}] and in its neighbours on the h grid",
     "big": f"{BIG} networks at h in {list(H_BIG)}, n = m, scale 1, L = 3, both schemes",
 }
+#: the parameters of a point (the rest of a row is computed from them)
+POINT = ("L", "scheme", "scale", "n", "m", "h", "seed")
 COLUMNS = ("L", "scheme", "scale", "n", "m", "h", "seed", "ok", "value", "positive")
 
 

@@ -62,6 +62,8 @@ GRID = {
     "normalization": "weights * alpha^(-1/(2L-2)), target * alpha^(-L/(2L-2)): alpha = 1",
     "window": list(WINDOW),
 }
+#: the parameters of a point (the rest of a row is computed from them)
+POINT = ("family", "L", "n", "h", "m", "scale", "D", "seed")
 COLUMNS = ("family", "L", "n", "h", "m", "scale", "D", "seed", "l_star", "ok", "status", "steps", "alpha",
            "rate", "lam_final", "ratio", "ratio_yun", "ratio_min2021", "ratio_tarmoun")
 
