@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import linflow as lf  # noqa: E402
 from linflow import sweep  # noqa: E402
 from linflow.distributed import WORKER_ENV, sweep_time as model  # noqa: E402
+from linflow.sweep.jsonl import JsonLines  # noqa: E402
 
 N, L = 10, 3
 TARGET = np.random.default_rng(20230723).normal(size=(N, N))
@@ -126,9 +127,10 @@ def main(argv=None):
     # the single writer: time per row of appending a table like this one
     with tempfile.TemporaryDirectory() as tmp:
         rows = [dict(r, settings={"t_end": T}) for r in single[:10_000]]
+        store = JsonLines(f"{tmp}/w.jsonl")
         t0 = time.perf_counter()
         for j in range(0, len(rows), B):
-            sweep._append(f"{tmp}/w.jsonl", rows[j:j + B])
+            store.append(rows[j:j + B])
         c_row = (time.perf_counter() - t0) / len(rows)
 
     # seconds per point on one worker (building, integrating, measuring, returning the row),

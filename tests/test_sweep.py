@@ -156,13 +156,17 @@ def test_resume_skips_finished_points(tmp_path):
     with open(path, "a") as fh:
         fh.write('{"key": "abc", "seed": 9')
     calls.clear()
+    ran = []
     rows = sweep.run(pts, counting, t_end=0.5, path=path, max_batch=2,
-                     measure=lambda p, W, t: {})
-    assert sorted(calls) == [4, 5, 6, 7]  # only the missing points were built and run
+                     measure=lambda p, W, t: ran.append(p["seed"]) or {})
+    assert sorted(ran) == [4, 5, 6, 7]  # only the missing points were run
+    # ... and built; the stored ones were built once more to check their fingerprints (verify=)
+    assert sorted(calls) == list(range(8))
     assert [r["seed"] for r in rows] == list(range(8)) and all(r["ok"] for r in rows)
     # nothing left to do: nothing runs, same table comes back
     calls.clear()
-    again = sweep.run(pts, counting, t_end=0.5, path=path, max_batch=2, measure=lambda p, W, t: {})
+    again = sweep.run(pts, counting, t_end=0.5, path=path, max_batch=2, measure=lambda p, W, t: {},
+                      verify=False)
     assert calls == [] and [r["loss_final"] for r in again] == [r["loss_final"] for r in rows]
     # rows store the settings; a resume with other settings is refused, naming the setting
     assert rows[0]["settings"] == {"t_end": 0.5, "method": "dopri5", "rtol": 1e-8, "atol": 1e-10, "tag": None}
@@ -217,6 +221,14 @@ def test_retry_failed(tmp_path):
     assert [r["ok"] for r in kept] == [True, False, True]
     fixed = sweep.run(sweep.grid(seed=range(3)), b, t_end=0.5, path=path, retry_failed=True)
     assert [r["ok"] for r in fixed] == [True, True, True]
+    # the reading rule: a retried point's first success replaces its failed row, which stays in the file
+    with open(path) as fh:
+        assert len(fh.readlines()) == 4
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sweep.MalformedRowsWarning)  # a retry is no duplicate
+        assert [r["ok"] for r in sweep.read_rows(path)] == [True, True, True]
 
 
 def test_write_csv_and_json(tmp_path):
@@ -268,7 +280,9 @@ def test_progress_bar_runs(capsys):
 
 @pytest.mark.parametrize("backend", [None, "array_api_strict"])
 def test_out_of_memory_halves_the_batch(monkeypatch, backend):
-    real = sweep.gradient_flow
+    from linflow.sweep import batch as sweep_batch
+
+    real = sweep_batch.gradient_flow
     sizes = []
 
     def picky(Ws, *a, **k):
@@ -277,7 +291,7 @@ def test_out_of_memory_halves_the_batch(monkeypatch, backend):
             raise MemoryError("out of device memory")
         return real(Ws, *a, **k)
 
-    monkeypatch.setattr(sweep, "gradient_flow", picky)
+    monkeypatch.setattr(sweep_batch, "gradient_flow", picky)
     pts = sweep.grid(seed=range(6))
     rows = sweep.run(pts, build, t_end=0.3, max_batch=6, backend=backend)
     assert all(r["ok"] for r in rows) and sizes[0] == 6 and max(sizes[1:]) <= 3

@@ -117,21 +117,23 @@ def test_killed_worker_loses_nothing(client, reference, tmp_path):
 def test_interrupted_client_resumes(client, reference, tmp_path, monkeypatch):
     """Ctrl-C on the client after three batches: those rows stay, the rerun does the rest once."""
     path = str(tmp_path / "rows.jsonl")
-    real = sweep._append
+    from linflow.sweep.jsonl import JsonLines
+
+    real = JsonLines.append
     written = []
 
-    def interrupt_after_three(p, rows):
-        real(p, rows)
+    def interrupt_after_three(self, rows):
+        real(self, rows)
         if rows:
             written.append(len(rows))
         if len(written) == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep, "_append", interrupt_after_three)
+    monkeypatch.setattr(JsonLines, "append", interrupt_after_three)
     with pytest.raises(KeyboardInterrupt):
         sweep.run(POINTS, build, measure=measure, measure_batch=measure_batch, path=path, client=client,
                   **SETTINGS)
-    monkeypatch.setattr(sweep, "_append", real)
+    monkeypatch.setattr(JsonLines, "append", real)
     first = sweep.read_rows(path)
     assert len(first) == sum(written) < len(POINTS)
     assert not os.path.exists(path + ".lock")  # the interrupted sweep let go of the file
@@ -147,13 +149,15 @@ def test_interrupted_client_resumes(client, reference, tmp_path, monkeypatch):
 
 def test_second_writer_refused_while_a_cluster_sweep_runs(client, tmp_path):
     path = str(tmp_path / "rows.jsonl")
-    with sweep._lock(path):  # as another sweep (here or on another machine) holds it
+    from linflow.sweep.lock import lock
+
+    with lock(path):  # as another sweep (here or on another machine) holds it
         with pytest.raises(sweep.SweepLocked, match="one writer"):
             sweep.run(POINTS[:2], build, path=path, client=client, **SETTINGS)
 
 
 def test_local_cluster_is_started_and_closed(capsys, monkeypatch):
-    from linflow import distributed as ld
+    from linflow.sweep import cluster as ld
 
     started = []
     real = ld.local_client
@@ -188,3 +192,94 @@ def test_benchmark_script_runs(tmp_path):
     fit = res["model"]["parameters"]
     assert all(fit[k] > 0 for k in ("t_point", "o_task", "c_row", "t_start"))
     assert (tmp_path / "dask_sweep.png").stat().st_size > 0
+
+
+def test_parquet_store_on_a_cluster(client, reference, tmp_path):
+    """The studies' call shape: path="....parquet" with client=; the rows are those of one process."""
+    pd = pytest.importorskip("pandas")
+    path = str(tmp_path / "rows.parquet")
+    rows = sweep.run(POINTS, build, measure=measure, measure_batch=measure_batch, path=path, client=client,
+                     **SETTINGS)
+    assert all(same(a, b) for a, b in zip(rows, reference))
+    frame = pd.read_parquet(path)
+    assert sorted(frame["key"]) == sorted(r["key"] for r in reference)
+    again = sweep.run(POINTS, build, measure=measure, measure_batch=measure_batch, path=path, client=client,
+                      **SETTINGS)
+    assert [r["loss_final"] for r in again if r["ok"]] == [r["loss_final"] for r in rows if r["ok"]]
+    assert len(sweep.read_rows(path)) == len(POINTS)
+
+
+def test_local_dashboard_listens_on_localhost_only():
+    import socket
+    import urllib.parse
+
+    from linflow.sweep import cluster as lc
+
+    c = lc.local_client(1)
+    try:
+        link = urllib.parse.urlparse(c.dashboard_link)
+        assert link.hostname == "127.0.0.1" and link.port
+        with socket.create_connection(("127.0.0.1", link.port), timeout=5):
+            pass  # it serves on the loopback interface
+        others = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)} - {"127.0.0.1"}
+        others = {a for a in others if not a.startswith("127.")}
+        for addr in others:  # and nowhere else
+            with pytest.raises(OSError):
+                socket.create_connection((addr, link.port), timeout=5).close()
+    finally:
+        cluster = c.cluster
+        c.close()
+        cluster.close()
+
+
+UNGUARDED = """
+import numpy as np
+import linflow as lf
+
+
+def build(p):
+    return (np.eye(2), np.eye(2)), lf.losses.Squared(np.eye(2))
+
+
+rows = lf.sweep.run(lf.sweep.grid(seed=range(2)), build, t_end=0.1, client="local")
+print("ran", len(rows))
+"""
+
+GUARD_CHECKS = """
+import linflow.sweep.cluster as lc
+
+
+def main():
+    lc._check_main_guard()
+    print("{label} passed")
+
+
+{call}
+"""
+
+
+def _script(tmp_path, name, text):
+    import subprocess
+
+    p = tmp_path / name
+    p.write_text(text)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(lf.__file__)),
+                                                      os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, str(p)], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_unguarded_script_gets_one_clear_error(tmp_path):
+    out = _script(tmp_path, "unguarded.py", UNGUARDED)
+    assert out.returncode == 1 and "ran" not in out.stdout
+    assert 'if __name__ == "__main__":' in out.stderr and "unguarded.py" in out.stderr
+    assert "Nanny failed" not in out.stderr and out.stderr.count("Traceback") == 1
+    assert "RuntimeError: linflow: client='local' starts worker processes" in out.stderr
+    # the guard is recognized, the call made from a function or directly; unguarded calls are not
+    for label, call, ok in (("guarded", 'if __name__ == "__main__":\n    main()', True),
+                            ("guarded-inline", 'if "__main__" == __name__:\n    lc._check_main_guard()\n'
+                                               '    print("guarded-inline passed")', True),
+                            ("top-level", "main()", False),
+                            ("else-branch", 'if __name__ != "__main__":\n    pass\nelse:\n    main()', False)):
+        out = _script(tmp_path, f"{label}.py", GUARD_CHECKS.format(label=label, call=call))
+        assert (f"{label} passed" in out.stdout) == ok, (label, out.stdout, out.stderr)
+        assert ("if __name__ ==" in out.stderr) == (not ok), (label, out.stderr)
