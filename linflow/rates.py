@@ -51,14 +51,16 @@ def tail_rate(t, loss, *, lo=1e-12, hi=1e-6, relative=True, L_star=0.0, min_poin
     if relative:
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = gap / gap[:1]
-    T = t.reshape((-1,) + (1,) * (gap.ndim - 1))
+    # time last and contiguous: every curve is summed alone, in the same order whatever the
+    # batch around it (a row of a study is then the same bits in any batch)
+    gap = np.ascontiguousarray(np.moveaxis(gap, 0, -1))
     w = np.isfinite(gap) & (gap >= lo) & (gap <= hi)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.where(w, np.log(np.where(w, gap, 1.0)), 0.0)
-        k = w.sum(axis=0)
-        tm = np.where(w, T, 0.0).sum(axis=0) / k
-        ym = y.sum(axis=0) / k
-        dt = np.where(w, T - tm, 0.0)
-        slope = (dt * (y - ym)).sum(axis=0) / (dt * dt).sum(axis=0)
+        k = w.sum(axis=-1)
+        tm = np.where(w, t, 0.0).sum(axis=-1) / k
+        ym = y.sum(axis=-1) / k
+        dt = np.where(w, t - tm[..., None], 0.0)
+        slope = (dt * (y - ym[..., None])).sum(axis=-1) / (dt * dt).sum(axis=-1)
     out = np.where(k >= max(2, int(min_points)), -slope, np.nan)
     return float(out) if out.ndim == 0 else out
