@@ -51,16 +51,20 @@ def tail_rate(t, loss, *, lo=1e-12, hi=1e-6, relative=True, L_star=0.0, min_poin
     if relative:
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = gap / gap[:1]
-    # time last and contiguous: every curve is summed alone, in the same order whatever the
-    # batch around it (a row of a study is then the same bits in any batch)
-    gap = np.ascontiguousarray(np.moveaxis(gap, 0, -1))
-    w = np.isfinite(gap) & (gap >= lo) & (gap <= hi)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = np.where(w, np.log(np.where(w, gap, 1.0)), 0.0)
-        k = w.sum(axis=-1)
-        tm = np.where(w, t, 0.0).sum(axis=-1) / k
-        ym = y.sum(axis=-1) / k
-        dt = np.where(w, t - tm[..., None], 0.0)
-        slope = (dt * (y - ym[..., None])).sum(axis=-1) / (dt * dt).sum(axis=-1)
+    # one curve at a time, each a fresh contiguous copy: NumPy's vectorized log and its sums then
+    # see the same memory layout whatever the batch around the curve, so a row of a study is
+    # the same bits in any batch
+    flat = np.moveaxis(gap, 0, -1).reshape(-1, t.size)
+    k = np.zeros(flat.shape[0], dtype=np.int64)
+    slope = np.full(flat.shape[0], np.nan)
+    for b in range(flat.shape[0]):
+        g = np.array(flat[b])
+        w = np.isfinite(g) & (g >= lo) & (g <= hi)
+        k[b] = int(w.sum())
+        if k[b] >= 2:
+            tb, yb = np.array(t[w]), np.log(np.array(g[w]))
+            dt = tb - tb.mean()
+            slope[b] = float((dt * (yb - yb.mean())).sum() / (dt * dt).sum())
+    k, slope = k.reshape(gap.shape[1:]), slope.reshape(gap.shape[1:])
     out = np.where(k >= max(2, int(min_points)), -slope, np.nan)
     return float(out) if out.ndim == 0 else out
