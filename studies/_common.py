@@ -225,7 +225,7 @@ def main(study, argv=None):
         print(f"{study.NAME}: exported {len(df)} stored rows (the manifest is written by a full run)")
         return df
     if args.bench:
-        groups = study.groups(args.tiny, os.path.join(out, "work", study.NAME))
+        groups = study.groups(args.tiny, None)  # the declared grid before any stage that reads stores
         total = sum(len(g) for g in groups.values())
         step = max(1, total // args.bench)  # every step-th point of every group
         cost = throughput(study, {k: g[::step] for k, g in groups.items() if g[::step]})

@@ -37,11 +37,11 @@ SETTINGS = {"t_end": None}
 MAX_BATCH = 1024
 GRID = {"L": list(DEPTHS), "k (n = m = h)": list(WIDTHS), "scale": list(SCALES), "seed": f"0..{SEEDS - 1}",
         "D": "Q diag(d u) Q^T, d ~ U[0.2, 2], u ~ U[0.5, 1.5]^k; l* uniform on 1..L",
-        "search": "Nelder-Mead from the 3 smallest ratios of each (L, k), 4000 evaluations each"}
+        "search": "Nelder-Mead from the smallest ratio of each (L, k), 3000 evaluations each"}
 #: the parameters of a point (the rest of a row is computed from them)
 POINT = ("L", "k", "scale", "seed")
 COLUMNS = ("L", "k", "scale", "seed", "ok", "l_star", "lam", "bound", "ratio")
-STARTS, EVALS = 3, 4000
+STARTS, EVALS = 1, 3000
 _LOSSES = {}
 
 
