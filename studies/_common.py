@@ -137,7 +137,8 @@ def throughput(study, groups, workers=2):
     """
     import tempfile
 
-    from linflow.distributed import _probe, local_client
+    from linflow.distributed import local_client
+    from linflow.sweep.cluster import _probe
 
     P = sum(len(g) for g in groups.values())
     load = os.getloadavg()[0]
