@@ -101,13 +101,19 @@ def close_client(client, owned):
 def run_groups(study, groups, work, client=None, progress=None):
     """Run every group (``{name: points}``) into its store under ``work``; return all rows and the wall time."""
     os.makedirs(work, exist_ok=True)
-    rows = []
+    rows = {name: [] for name in groups}
     t0 = time.perf_counter()
-    for name, points in groups.items():
-        rows += sweep.run(points, study.build, measure_batch=measure_of(study, name),
-                          path=os.path.join(work, f"{name}.jsonl"), client=client, progress=progress,
-                          max_batch=getattr(study, "MAX_BATCH", None), **study.SETTINGS)
-    return rows, time.perf_counter() - t0
+    chunk = getattr(study, "CHUNK", None) or max(map(len, groups.values()), default=1)
+    rounds = max((math.ceil(len(g) / chunk) for g in groups.values()), default=0)
+    for r in range(rounds):  # in rounds over the groups, so that an interrupted run covers all of them
+        for name, points in groups.items():
+            part = points[r * chunk:(r + 1) * chunk]
+            if part:
+                rows[name] += sweep.run(part, study.build, measure_batch=measure_of(study, name),
+                                        path=os.path.join(work, f"{name}.jsonl"), client=client,
+                                        progress=progress, max_batch=getattr(study, "MAX_BATCH", None),
+                                        **study.SETTINGS)
+    return [r for name in groups for r in rows[name]], time.perf_counter() - t0
 
 
 def measure_of(study, group):

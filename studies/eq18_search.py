@@ -42,6 +42,8 @@ GRID = {"L": list(DEPTHS), "k (n = m = h)": list(WIDTHS), "scale": list(SCALES),
 POINT = ("L", "k", "scale", "seed")
 COLUMNS = ("L", "k", "scale", "seed", "ok", "l_star", "lam", "bound", "ratio")
 STARTS, EVALS = 1, 3000
+#: points per group and round (a run covers every group early)
+CHUNK = 1200
 _LOSSES = {}
 
 
@@ -64,7 +66,7 @@ def measure_batch(Ws0, loss, traj):
 def groups(tiny=False, work=None):
     if tiny:
         return {"tiny": [dict(L=L, k=k, scale=1.0, seed=s) for L in (4,) for k in (1, 2) for s in range(4)]}
-    return {f"L{L}_k{k}": [dict(L=L, k=k, scale=sc, seed=s) for sc in SCALES for s in range(SEEDS)]
+    return {f"L{L}_k{k}": [dict(L=L, k=k, scale=sc, seed=s) for s in range(SEEDS) for sc in SCALES]
             for L in DEPTHS for k in WIDTHS}
 
 

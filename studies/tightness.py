@@ -52,6 +52,8 @@ SETTINGS = {"t_end": T_END, "t_eval": np.concatenate([[0.0], np.geomspace(1e-4, 
 #: power of ten so that points share batches)
 STOP = 1e-13
 WINDOW = (1e-12, 1e-6)
+#: points per group and round (a run covers every family and depth early)
+CHUNK = 240
 SEEDS_GAUSSIAN, SEEDS_UNIMODAL = 110, 105
 GRID = {
     "gaussian": {"L": [3], "n": [1, 2, 5], "h": [8, 16, 32], "m": [1], "scale": [0.3, 1.0, 3.0],
@@ -157,12 +159,11 @@ def groups(tiny=False, work=None):
     out = {}
     for n in (1, 2, 5):
         out[f"gaussian_n{n}"] = [dict(family="gaussian", L=3, n=n, h=h, m=1, scale=sc, D="gaussian", seed=s)
-                                 for h in (8, 16, 32) for sc in (0.3, 1.0, 3.0) for s in range(SEEDS_GAUSSIAN)]
+                                 for s in range(SEEDS_GAUSSIAN) for h in (8, 16, 32) for sc in (0.3, 1.0, 3.0)]
     for L in (2, 3, 4, 5, 6):
-        pts = [dict(family="unimodal", L=L, n=k, h=k, m=k, scale=sc, D="wishart", seed=s)
-               for k in (1, 2, 3, 4) for sc in (0.3, 1.0, 3.0) for s in range(SEEDS_UNIMODAL)]
-        if L == 2:
-            pts += [dict(q, D="identity") for q in pts]
+        pts = [dict(family="unimodal", L=L, n=k, h=k, m=k, scale=sc, D=d, seed=s)
+               for s in range(SEEDS_UNIMODAL) for k in (1, 2, 3, 4) for sc in (0.3, 1.0, 3.0)
+               for d in (("wishart", "identity") if L == 2 else ("wishart",))]
         out[f"unimodal_L{L}"] = pts
     return out
 
