@@ -210,6 +210,47 @@ def predict(cost, points, workers=64):
     return sweep_time(points, workers, cost["batch"], t_point=cost["t_point_cpu_s"], o_task=cost["o_task_s"])
 
 
+def export(study, out, args, argv):
+    """Table and manifest of the rows stored so far, marked complete or not against the declared grid."""
+    work = os.path.join(out, "work", study.NAME)
+    files = glob.glob(os.path.join(work, "*.jsonl"))
+    groups = study.groups(args.tiny, work)
+    rows = stored_rows(work)
+    declared = {point_key_of(study, p) for g in groups.values() for p in g}
+    rows = [r for r in rows if r.get("key") in declared]
+    df = table(study, rows)
+    write_parquet(df, os.path.join(out, f"{study.NAME}.parquet"))
+    extra = study.summary(df) if hasattr(study, "summary") else {}
+    if hasattr(study, "finish"):
+        extra.update(study.finish(df, out, tiny=args.tiny, evals=args.evals))
+    mpath = os.path.join(out, f"{study.NAME}.json")
+    old = json.load(open(mpath)) if os.path.exists(mpath) else {}
+    times = [os.path.getmtime(f) for f in files]
+    span = max(times) - min(times) if times else 0.0
+    m = manifest(study, groups, rows, span, None, "stores", argv if argv is not None else sys.argv[1:], extra)
+    m.update(declared_points=len(declared), stored_points=len(rows), complete=len(rows) == len(declared),
+             wall_s_all_runs=span, workers=old.get("workers"),
+             wall_note="from the stores' write times: the first group's last write to the last write "
+                       "(the runs were interrupted; resume with the same command without --export)")
+    m["runs"] = old.get("runs", [])
+    if "throughput" in old:
+        m["throughput"] = old["throughput"]
+        m["predicted_64_workers_s"] = predict(old["throughput"], len(declared))
+    with open(mpath, "w") as fh:
+        json.dump(m, fh, indent=1)
+    print(f"{study.NAME}: exported {len(rows)} of {len(declared)} declared points")
+    return m
+
+
+def point_key_of(study, point):
+    """The resume key of ``point`` under the study's settings (as :func:`linflow.sweep.run` computes it)."""
+    from linflow.sweep.runner import flow_settings
+
+    t_end = study.SETTINGS.get("t_end")
+    flow = flow_settings({k: v for k, v in study.SETTINGS.items() if k != "t_end"})
+    return sweep.point_key(point, {"t_end": None if t_end is None else float(t_end), "flow": flow, "tag": None})
+
+
 def main(study, argv=None):
     p = argparse.ArgumentParser(prog=f"python -m studies.{study.NAME}", description=study.QUESTION)
     p.add_argument("--out", default=DATA, help="folder of the shipped table, manifest and work stores")
@@ -221,16 +262,14 @@ def main(study, argv=None):
                    help="measure throughput on P points of the grid (one process and 2 workers) into the manifest")
     p.add_argument("--progress", action="store_true", help="show the progress bar even off a terminal")
     p.add_argument("--export", action="store_true",
-                   help="only write the table of the rows stored so far (e.g. of an interrupted run)")
+                   help="only write the table and manifest of the rows stored so far (an interrupted run)")
+    p.add_argument("--evals", type=int, default=None, help="evaluations per start of a study's search step")
     args = p.parse_args(argv)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     mpath = os.path.join(out, f"{study.NAME}.json")
     if args.export:
-        df = table(study, stored_rows(os.path.join(out, "work", study.NAME)))
-        write_parquet(df, os.path.join(out, f"{study.NAME}.parquet"))
-        print(f"{study.NAME}: exported {len(df)} stored rows (the manifest is written by a full run)")
-        return df
+        return export(study, out, args, argv)
     if args.bench:
         groups = study.groups(args.tiny, None)  # the declared grid before any stage that reads stores
         total = sum(len(g) for g in groups.values())
@@ -268,6 +307,7 @@ def main(study, argv=None):
     old = json.load(open(mpath)) if os.path.exists(mpath) else {}
     m = manifest(study, groups, rows, wall, workers, args.client, argv if argv is not None else sys.argv[1:],
                  extra)
+    m.update(declared_points=sum(map(len, groups.values())), stored_points=len(rows), complete=True)
     m["runs"] = old.get("runs", []) + [{"client": args.client, "workers": workers, "wall_s": wall,
                                          "new_rows": len(rows) - before}]
     m["wall_s_all_runs"] = sum(r["wall_s"] for r in m["runs"])

@@ -104,7 +104,7 @@ def search(Ws, evals=EVALS):
     return best, ratio(best), int(res.nfev)
 
 
-def finish(df, out, tiny=False):
+def finish(df, out, tiny=False, evals=None):
     """The local search from the smallest ratios; writes ``eq18_search_instance.json``; returns its summary."""
     ok = df[df["ok"]]
     starts = ok.sort_values("ratio").groupby(["L", "k"]).head(1 if tiny else STARTS)
@@ -112,7 +112,7 @@ def finish(df, out, tiny=False):
     for _, r in starts.iterrows():
         p = {c: (r[c].item() if hasattr(r[c], "item") else r[c]) for c in ("L", "k", "scale", "seed")}
         Ws0, _loss = build(p)
-        best, rb, nfev = search(Ws0, evals=200 if tiny else EVALS)
+        best, rb, nfev = search(Ws0, evals=evals or (200 if tiny else EVALS))
         results.append({"start": p, "start_ratio": float(r["ratio"]), "found_ratio": rb, "evaluations": nfev,
                         "l_star": int(lf.bounds.unimodal_index(best)), "weights": [W.tolist() for W in best]})
     best = min(results, key=lambda x: x["found_ratio"])
