@@ -203,3 +203,19 @@ def test_manifests_carry_their_costs(name):
     c = m["throughput"]
     assert c["one_process_points_per_s"] > 0 and c["cluster_points_per_s"] > 0 and c["cluster_workers"] == 2
     assert m["predicted_64_workers_s"] > 0
+
+
+def test_export_of_an_interrupted_run(tmp_path):
+    import pandas as pd
+
+    study = _study("eq18_search")
+    work = tmp_path / "work" / "eq18_search"
+    pts = study.groups(True)["tiny"]
+    lf.sweep.run(pts[:3], study.build, measure_batch=study.measure_batch, path=str(work / "tiny.jsonl"),
+                 progress=False, **study.SETTINGS)  # an interrupted run: 3 of the declared points
+    m = study._common.main(study, ["--tiny", "--export", "--out", str(tmp_path)])
+    assert m["complete"] is False and m["stored_points"] == 3 and m["declared_points"] == len(pts)
+    assert len(pd.read_parquet(tmp_path / "eq18_search.parquet")) == 3
+    # resuming completes it
+    done = study._common.main(study, ["--tiny", "--client", "none", "--out", str(tmp_path)])
+    assert done["complete"] is True and done["runs"][-1]["new_rows"] == len(pts) - 3
