@@ -233,13 +233,18 @@ def export(study, out, args, argv):
              wall_note="from the stores' write times: the first group's last write to the last write "
                        "(the runs were interrupted; resume with the same command without --export)")
     m["runs"] = old.get("runs", [])
-    if "throughput" in old:
-        m["throughput"] = old["throughput"]
-        m["predicted_64_workers_s"] = predict(old["throughput"], len(declared))
-    with open(mpath, "w") as fh:
-        json.dump(m, fh, indent=1)
+    save_manifest(mpath, m, old, len(declared))
     print(f"{study.NAME}: exported {len(rows)} of {len(declared)} declared points")
     return m
+
+
+def save_manifest(path, m, old, points):
+    """Write manifest ``m``, keeping the throughput measured once (``old``) and its 64-worker prediction."""
+    if "throughput" in old:
+        m["throughput"] = old["throughput"]
+        m["predicted_64_workers_s"] = predict(old["throughput"], points)
+    with open(path, "w") as fh:
+        json.dump(m, fh, indent=1)
 
 
 def point_key_of(study, point):
@@ -311,11 +316,7 @@ def main(study, argv=None):
     m["runs"] = old.get("runs", []) + [{"client": args.client, "workers": workers, "wall_s": wall,
                                          "new_rows": len(rows) - before}]
     m["wall_s_all_runs"] = sum(r["wall_s"] for r in m["runs"])
-    if "throughput" in old:  # measured once, kept across resumed runs
-        m["throughput"] = old["throughput"]
-        m["predicted_64_workers_s"] = predict(old["throughput"], len(rows))
-    with open(mpath, "w") as fh:
-        json.dump(m, fh, indent=1)
+    save_manifest(mpath, m, old, len(rows))
     print(f"{study.NAME}: {m['rows']} in {wall:.1f} s ({workers} worker(s)); wrote {out}/{study.NAME}.parquet")
     return m
 
