@@ -216,7 +216,8 @@ def export(study, out, args, argv):
     files = glob.glob(os.path.join(work, "*.jsonl"))
     groups = study.groups(args.tiny, work)
     rows = stored_rows(work)
-    declared = {point_key_of(study, p) for g in groups.values() for p in g}
+    settings = sweep_settings(study)
+    declared = {sweep.point_key(p, settings) for g in groups.values() for p in g}
     rows = [r for r in rows if r.get("key") in declared]
     df = table(study, rows)
     write_parquet(df, os.path.join(out, f"{study.NAME}.parquet"))
@@ -247,13 +248,13 @@ def save_manifest(path, m, old, points):
         json.dump(m, fh, indent=1)
 
 
-def point_key_of(study, point):
-    """The resume key of ``point`` under the study's settings (as :func:`linflow.sweep.run` computes it)."""
+def sweep_settings(study):
+    """The settings that :func:`linflow.sweep.run` hashes into every resume key of the study's points."""
     from linflow.sweep.runner import flow_settings
 
     t_end = study.SETTINGS.get("t_end")
     flow = flow_settings({k: v for k, v in study.SETTINGS.items() if k != "t_end"})
-    return sweep.point_key(point, {"t_end": None if t_end is None else float(t_end), "flow": flow, "tag": None})
+    return {"t_end": None if t_end is None else float(t_end), "flow": flow, "tag": None}
 
 
 def main(study, argv=None):
