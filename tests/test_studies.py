@@ -163,7 +163,6 @@ def test_shipped_data_size():
 def test_shipped_delta_positive():
     df, m = _shipped("delta_positive")
     assert len(df) == m["rows"]["total"] and int(df["ok"].sum()) == m["rows"]["ok"]
-    assert m["rows"]["ok"] >= 10 ** 6
     assert (df["positive"] == (df["value"] > 0)).all()
     # two layers, h >= n + m: the gap is positive for every Gaussian network (proved in the chapter)
     wide = df[(df["L"] == 2) & (df["h"] >= df["n"] + df["m"])]
@@ -175,25 +174,35 @@ def test_shipped_delta_positive():
 
 def test_shipped_tightness_obeys_the_bounds():
     df, m = _shipped("tightness")
-    assert len(df) == m["rows"]["total"] and m["rows"]["ok"] >= 10 ** 4
+    assert len(df) == m["rows"]["total"] and int(df["ok"].sum()) == m["rows"]["ok"]
     ok = df[df["ok"] & df["rate"].notna()]
-    assert len(ok) >= 0.95 * m["rows"]["ok"]
+    assert len(ok) >= 0.95 * m["rows"]["ok"]  # a fitted rate for almost every flow
     np.testing.assert_allclose(ok["alpha"], 1.0, rtol=1e-8)  # the normalization
     # Corollaries 1 and 2: the loss decays at least at gamma * alpha, so the asymptotic ratio is >= 1
     assert (ok["ratio"] >= 1 - 1e-3).all()
     for col in ("ratio_yun", "ratio_min2021"):
         v = ok[col].dropna()
-        assert len(v) > 100 and (v >= 1 - 1e-3).all()
+        assert (v >= 1 - 1e-3).all()
 
 
 def test_shipped_eq18_obeys_theorem_3():
     df, m = _shipped("eq18_search")
-    assert len(df) == m["rows"]["total"] and m["rows"]["ok"] >= 10 ** 5
+    assert len(df) == m["rows"]["total"] and int(df["ok"].sum()) == m["rows"]["ok"]
     assert (df.loc[df["ok"], "ratio"] >= 1 - 1e-9).all()
     inst = json.load(open(os.path.join(DATA, "eq18_search_instance.json")))["smallest"]
     Ws = tuple(np.array(W) for W in inst["weights"])
     assert float(lf.lambda_min(Ws) / lf.bounds.unimodal(Ws)) == pytest.approx(inst["found_ratio"], rel=1e-9)
     assert m["search"]["smallest_ratio_found"] <= m["search"]["smallest_ratio_sampled"]
+
+
+@pytest.mark.parametrize("name,minimum", [("delta_positive", 10 ** 6), ("tightness", 10 ** 4),
+                                          ("eq18_search", 10 ** 5)])
+def test_shipped_data_meet_the_issue_minimums(name, minimum):
+    """Issue 25: >= 10^6 networks for (a), >= 10^4 integrated flows for (b), >= 10^5 for (c)."""
+    _df, m = _shipped(name)
+    assert m["complete"], (f"{name}: {m['stored_points']:,} of {m['declared_points']:,} declared points "
+                           f"shipped; finish with: python -m studies.{name}")
+    assert m["rows"]["ok"] >= minimum
 
 
 @pytest.mark.parametrize("name", ["delta_positive", "tightness", "eq18_search"])
