@@ -213,7 +213,6 @@ def predict(cost, points, workers=64):
 def export(study, out, args, argv):
     """Table and manifest of the rows stored so far, marked complete or not against the declared grid."""
     work = os.path.join(out, "work", study.NAME)
-    files = glob.glob(os.path.join(work, "*.jsonl"))
     groups = study.groups(args.tiny, work)
     rows = stored_rows(work)
     settings = sweep_settings(study)
@@ -226,8 +225,7 @@ def export(study, out, args, argv):
         extra.update(study.finish(df, out, tiny=args.tiny, evals=args.evals))
     mpath = os.path.join(out, f"{study.NAME}.json")
     old = json.load(open(mpath)) if os.path.exists(mpath) else {}
-    times = [os.path.getmtime(f) for f in files]
-    span = max(times) - min(times) if times else 0.0
+    span = store_span(work)
     m = manifest(study, groups, rows, span, None, "stores", argv if argv is not None else sys.argv[1:], extra)
     m.update(declared_points=len(declared), stored_points=len(rows), complete=len(rows) == len(declared),
              wall_s_all_runs=span, workers=old.get("workers"),
@@ -246,6 +244,12 @@ def save_manifest(path, m, old, points):
         m["predicted_64_workers_s"] = predict(old["throughput"], points)
     with open(path, "w") as fh:
         json.dump(m, fh, indent=1)
+
+
+def store_span(work):
+    """Seconds from the earliest to the latest last write of the stores under ``work`` (the runs' span)."""
+    times = [os.path.getmtime(f) for f in glob.glob(os.path.join(work, "*.jsonl"))]
+    return max(times) - min(times) if times else 0.0
 
 
 def sweep_settings(study):
@@ -316,7 +320,8 @@ def main(study, argv=None):
     m.update(declared_points=sum(map(len, groups.values())), stored_points=len(rows), complete=True)
     m["runs"] = old.get("runs", []) + [{"client": args.client, "workers": workers, "wall_s": wall,
                                          "new_rows": len(rows) - before}]
-    m["wall_s_all_runs"] = sum(r["wall_s"] for r in m["runs"])
+    # interrupted runs leave no entry: the stores' span covers them
+    m["wall_s_all_runs"] = max(sum(r["wall_s"] for r in m["runs"]), store_span(work))
     save_manifest(mpath, m, old, len(rows))
     print(f"{study.NAME}: {m['rows']} in {wall:.1f} s ({workers} worker(s)); wrote {out}/{study.NAME}.parquet")
     return m
