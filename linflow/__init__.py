@@ -13,6 +13,9 @@ theory
     :mod:`~linflow.init`, :mod:`~linflow.bounds`, :mod:`~linflow.closed_form`.
 presentation
     :mod:`~linflow.plots`, :mod:`~linflow.widgets`.
+experiments
+    :mod:`~linflow.sweep` (sweeps, results stores, Dask), :mod:`~linflow.rates` (measured
+    rates), :mod:`~linflow.stats` (Wilson intervals, crossings, fits).
 """
 from . import losses
 from .backend import BackendError, asarray, get_backend, namespace, set_backend, to_numpy
@@ -78,6 +81,6 @@ def __getattr__(name):
     # theory and presentation modules load on first use
     import importlib
 
-    if name in ("init", "bounds", "closed_form", "figure1", "plots", "widgets", "sweep"):
+    if name in ("init", "bounds", "closed_form", "figure1", "plots", "widgets", "sweep", "stats", "rates"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'linflow' has no attribute {name!r}")
