@@ -38,6 +38,7 @@ EXCLUDED = {
     "DivergenceError": "an exception class",
     "MaxStepsError": "an exception class",
     "MaxStepsWarning": "a warning class",
+    "MalformedRowsWarning": "a warning class",
     "HypothesisError": "an exception class",
     "SweepLocked": "an exception class",
     "Status": "an enum of stop reasons (Status(value) is the enum's own lookup)",
@@ -265,13 +266,16 @@ def cases():
     def build(p):
         return Ws(seed=p["seed"]), squared(), {}
 
-    add("linflow.sweep.grid", lambda: [Call(seed=[0, 1], lr=[0.1])])
+    # a grid only combines the values it is given (NaN in, the same NaN in its points)
+    add("linflow.sweep.grid", lambda: [Call(seed=[0, 1], lr=[0.1])], propagates=True)
     add("linflow.sweep.run", lambda: [Call(sweep.grid(seed=[0, 1]), build, t_end=0.3, max_steps=500)], **slow)
     add("linflow.sweep.bytes_per_trajectory", lambda: [Call((3, 4, 2)), Call((3, 4, 2), method="gauss2",
                                                                              dtype="float32", n_saves=5)])
     add("linflow.sweep.batch_size", lambda: [Call((3, 4, 2), memory=2**20), Call((3, 4, 2), max_batch=4)])
     add("linflow.sweep.available_memory", lambda: [Call()])
     add("linflow.sweep.read_rows", lambda: [Call(_rows_file())])
+    add("linflow.sweep.read_frame", lambda: [Call(_rows_file())])
+    add("linflow.sweep.to_frame", lambda: [Call(_rows())])
     add("linflow.sweep.write_csv", lambda: [Call(_rows(), _tmp("rows.csv"))])
     add("linflow.sweep.write_json", lambda: [Call(_rows(), _tmp("rows.json"))])
     add("linflow.sweep.point_key", lambda: [Call({"seed": 1}), Call({"seed": 1, "h": 3}, {"rtol": 1e-6})])

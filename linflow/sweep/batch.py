@@ -22,7 +22,7 @@ from ..flow import DivergenceError, MaxStepsWarning, Status, gradient_flow
 from .memory import STATE_WORDS, batch_size
 from .points import plain
 
-__all__ = ["fingerprint", "execute"]
+__all__ = ["execute"]
 
 FAIL = (ValueError, TypeError, ArithmeticError, RuntimeError, np.linalg.LinAlgError)
 

@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 
-__all__ = ["SweepLocked", "lock", "lock_path"]
+__all__ = ["SweepLocked"]
 
 #: errors of ``open`` meaning "this place cannot be written" (read-only media, no permission)
 READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)

@@ -23,7 +23,7 @@ from ..backend import to_numpy
 from ..flow import gradient_flow
 from ..flow.api import DEFAULT_RTOL, METHODS, _save_times, _savers
 
-__all__ = ["grid", "point_key", "flow_settings", "check_flow_settings", "stored_settings"]
+__all__ = ["grid", "point_key"]
 
 #: gradient_flow's keywords a sweep passes on, with their defaults (``rtol=None`` means DEFAULT_RTOL)
 FLOW_DEFAULTS = {

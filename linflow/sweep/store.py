@@ -25,7 +25,7 @@ import warnings
 from .jsonl import JsonLines
 from .parquet import Parquet
 
-__all__ = ["MalformedRowsWarning", "open_store", "read_rows", "check_settings", "check_fingerprints"]
+__all__ = ["MalformedRowsWarning", "read_rows"]
 
 FORMATS = {"jsonl": JsonLines, "parquet": Parquet}
 #: the fields a row must have, and their types
