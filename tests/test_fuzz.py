@@ -110,27 +110,9 @@ KNOWN_FAILURES = {
 
 #: NOT FIXED YET in this project's presentation layer (plots and widgets): raw errors the fuzz
 #: still finds there, listed so that they stay visible; each is an ``xfail(strict=True)`` and
-#: its entry goes as soon as the function is fixed.
-_TODO = "not fixed yet (issue #22): "
-NOT_FIXED = {
-    "linflow.widgets.Explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.depth_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.imbalance_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.pl_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.preconditioner_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.asymptotic_rate": _TODO + "silent non finite (NaN in array(nan))",
-    "linflow.widgets.theory_explorers.classification_compute": _TODO + "raw error (ValueError)",
-    "linflow.widgets.theory_explorers.classification_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.depth_compute": _TODO + "raw error (UFuncTypeError)",
-    "linflow.widgets.theory_explorers.depth_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.lemma3_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.lemma3_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.three_layer_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.three_layer_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.two_layer_compute": _TODO + "raw error (UFuncTypeError)",
-    "linflow.widgets.theory_explorers.two_layer_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.width_compute": _TODO + "raw error (TypeError)",
-}
+#: its entry goes as soon as the function is fixed.  Empty: every widget passes.
+NOT_FIXED: dict = {}
+
 
 def _counts():
     return dict(calls=0, results=0, clear_errors=0, raw_errors=0, silent_non_finite=0, hangs=0, propagated=0)
