@@ -190,7 +190,7 @@ def clone_command(s: Site, branch: str = "") -> str:
 
 
 #: Pages that need more than linflow: (requirement, module whose absence triggers the install).
-PAGE_EXTRAS = {"09_at_scale": ('"dask[distributed]>=2024.1" "bokeh>=3.1"', "distributed")}
+PAGE_EXTRAS = {"guide_sweeps": ('"dask[distributed]>=2024.1" "bokeh>=3.1"', "distributed")}
 
 
 def page_extra(page: str | Path | None) -> tuple[str, str]:

@@ -237,7 +237,7 @@ def imbalance_explorer():
     )
 
 
-# --- book/09: at scale -------------------------------------------------------------------
+# --- book/09: experiments at scale -------------------------------------------------------------------
 
 @checked(width=count(1, 100), scheme=choice("fan_in", "fan_out", "ntk"), n_samples=count(1, 1000))
 @functools.lru_cache(maxsize=32)
@@ -265,7 +265,7 @@ def width_plot(data, fig, tol=1e-10):
 
 
 def width_explorer():
-    """book/09 (at scale): how the width of a random three-layer network shapes Delta*."""
+    """book/09 (experiments at scale): how the width of a random three-layer network shapes Delta*."""
     return Explorer(
         width_compute, width_plot,
         [Slider("width", (4, 8, 12, 20, 50), "width h", default=12),
