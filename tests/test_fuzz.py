@@ -100,13 +100,7 @@ EXAMPLES = int(os.environ.get("LINFLOW_FUZZ_API_EXAMPLES", 30))
 #: KNOWN FAILURES in modules owned by other branches, fixed there: remove after merging.
 #: Each entry makes that function's fuzz an ``xfail(strict=True)``: it fails the suite as
 #: soon as the function passes, so that the entry is removed.
-_CLOSED = "fixed on branch closed (issue #22 items 1-3: closed_form validation, hangs, tol=)"
-KNOWN_FAILURES = {
-    **{f"linflow.closed_form.{n}": _CLOSED for n in (
-        "aligned_balanced", "deep_balanced", "deep_balanced_modes", "deep_balanced_time", "lambda_balanced",
-        "riccati", "saxe", "saxe_learning_time", "saxe_modes", "scalar_deep", "scalar_two_layer",
-        "scalar_two_layer_time")},
-}
+KNOWN_FAILURES: dict = {}  # empty: the sweep and closed_form branches are merged and pass
 
 #: NOT FIXED YET in this project's presentation layer (plots and widgets): raw errors the fuzz
 #: still finds there, listed so that they stay visible; each is an ``xfail(strict=True)`` and
