@@ -1,14 +1,14 @@
 """Points and keys: the grid of a sweep, its run settings in one normal form, and the resume key.
 
 A row is found again by its *key*, a hash of the point and of the run settings.  The
-settings are first brought to one normal form (:func:`flow_settings`): a keyword passed at
+settings are first brought to one normal form (``flow_settings``): a keyword passed at
 its default value (``method="dopri5"``, ``atol=1e-10``, ...) is the same run as leaving it
 out, so it gives the same key; numbers are floats or ints whatever type came.  The default
-``rtol`` depends on the dtype of the network (:func:`linflow.flow.api.default_rtol`: 1e-8 in
+``rtol`` depends on the dtype of the network (``linflow.flow.api.default_rtol``: 1e-8 in
 float64, 1.19e-5 in float32), so ``rtol`` is brought to its normal form per point
-(:func:`for_dtype`): ``rtol=None`` and an ``rtol`` equal to the default of the point's dtype
+(``for_dtype``): ``rtol=None`` and an ``rtol`` equal to the default of the point's dtype
 are one run and one key (in float64 the keys are those of the stores written before).
-:func:`check_flow_settings` validates them before anything runs, with the messages of
+``check_flow_settings`` validates them before anything runs, with the messages of
 :func:`linflow.gradient_flow`.
 """
 from __future__ import annotations
@@ -137,13 +137,13 @@ def flow_settings(flow_kwargs):
 
 
 def rtol_needs_dtype(flow):
-    """Whether the key of ``flow`` (from :func:`flow_settings`) depends on the dtype: an explicit
+    """Whether the key of ``flow`` (from ``flow_settings``) depends on the dtype: an explicit
     ``rtol`` that is the default of some dtype (1e-8 of float64, 1.19e-5 of float32)."""
     return flow.get("rtol") in DTYPE_RTOLS
 
 
 def for_dtype(flow, dtype):
-    """``flow`` (from :func:`flow_settings`) in the normal form of a network of ``dtype``: an ``rtol``
+    """``flow`` (from ``flow_settings``) in the normal form of a network of ``dtype``: an ``rtol``
     equal to that dtype's default is left out, like ``rtol=None`` (``dtype=None``: float64)."""
     name = "float64" if dtype is None else str(np.dtype(dtype))
     if "rtol" in flow and DTYPE_RTOLS.get(flow["rtol"]) == name:
@@ -154,8 +154,8 @@ def for_dtype(flow, dtype):
 def stored_settings(t_end, flow, tag, dtype=None):
     """The run settings every row stores: ``t_end``, ``method``, ``rtol``, ``atol``, ``tag``, other flow keywords.
 
-    ``flow`` is the output of :func:`flow_settings`; ``rtol`` is the one the flow uses for a
-    network of ``dtype`` (without an explicit ``rtol``: :func:`~linflow.flow.api.default_rtol`;
+    ``flow`` is the output of ``flow_settings``; ``rtol`` is the one the flow uses for a
+    network of ``dtype`` (without an explicit ``rtol``: ``default_rtol``;
     ``dtype=None``: float64).  The result is what a row read back from a JSON Lines file holds.
     """
     out = {"t_end": t_end}

@@ -94,8 +94,10 @@ def run(
         :class:`~linflow.sweep.SweepLocked`.  Rows store the run settings, and a resume
         whose settings differ from the saved rows' (``t_end``, ``method``, ``rtol``,
         ``atol``, ``tag`` or another flow keyword) raises a ``ValueError`` that names the
-        setting; settings are compared and keyed in one normal form, so ``rtol=1e-8``
-        (the default) is the same run as no ``rtol``.  A finished store on read-only
+        setting; settings are compared and keyed in one normal form, so an ``rtol`` equal
+        to the default of the network's dtype (1e-8 in float64, 1.19e-5 in float32: see
+        ``linflow.flow.api.default_rtol``) is the same run as no ``rtol``, and rows
+        store the ``rtol`` the flow used.  A finished store on read-only
         media is read back without a lock; only a sweep with points left to run needs
         to write.  A path that is a folder (for JSON Lines) or a file (for Parquet), or
         whose folder cannot be created, is a ``ValueError`` before anything runs.
@@ -277,7 +279,7 @@ def _keys(points, build, t_end, flow, tag, saved, fixed, dtype_of):
     """The resume key of every point, its settings in the normal form of the point's dtype.
 
     Only an explicit ``rtol`` equal to a dtype's default makes the key depend on the dtype
-    (:func:`~linflow.sweep.points.rtol_needs_dtype`); then a point's dtype is the backend's, else
+    (``rtol_needs_dtype``); then a point's dtype is the backend's, else
     that of its stored row, else that of what ``build`` makes for it (float64 if it rejects it).
     """
     def key(p, dtype):

@@ -13,9 +13,9 @@ Reading rule
     are skipped with **one** :class:`MalformedRowsWarning` that counts them; they are left
     in the store.
 A resume
-    must use the settings the stored rows were run with (:func:`check_settings`), and its
+    must use the settings the stored rows were run with (``check_settings``), and its
     ``build`` must make the same networks for the points already stored
-    (:func:`check_fingerprints`, on a sample of them).
+    (``check_fingerprints``, on a sample of them).
 """
 from __future__ import annotations
 
