@@ -7,7 +7,8 @@ from .._validate import positive
 from ..backend import resolve
 from .batch import FAIL, _unpack, execute, point_fingerprint
 from .lock import lock
-from .points import DTYPE_RTOLS, check_flow_settings, flow_settings, for_dtype, point_key, rtol_needs_dtype, stored_settings
+from .points import (DTYPE_RTOLS, check_flow_settings, flow_settings, for_dtype, point_key, rtol_needs_dtype,
+                     stored_settings)
 from .store import check_fingerprints, check_settings, open_store, prepare_path, sample, select
 
 __all__ = ["run"]

@@ -139,9 +139,11 @@ def summarize(rows, by, value):
         try:
             vals = np.array(picked, dtype=float)
         except (TypeError, ValueError):
-            raise TypeError(f"linflow: summarize needs numbers in the column {value!r}; got {picked!r}."[:300]) from None
+            raise TypeError(
+                f"linflow: summarize needs numbers in the column {value!r}; got {picked!r}."[:300]) from None
         if vals.ndim != 1:
-            raise TypeError(f"linflow: summarize needs one number per row in the column {value!r}; got {picked!r}."[:300])
+            raise TypeError(
+                f"linflow: summarize needs one number per row in the column {value!r}; got {picked!r}."[:300])
         q = np.quantile(vals, [0, 0.25, 0.5, 0.75, 1.0]) if vals.size else [math.nan] * 5
         table.append({by: g, "n": len(rs), "failed": sum(not r.get("ok") for r in rs),
                       "min": float(q[0]), "q25": float(q[1]), "median": float(q[2]),
