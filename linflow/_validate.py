@@ -24,6 +24,8 @@ __all__ = [
     "widths",
     "seed",
     "boolean",
+    "path",
+    "name",
 ]
 
 
@@ -117,6 +119,26 @@ def seed(value, name="seed"):
         raise (TypeError if not isinstance(value, numbers.Real) else ValueError)(
             f"linflow: {name} must be a non-negative integer or a numpy.random.Generator; got {value!r}."
         ) from None
+
+
+def path(name, value):
+    """A file system path (``str`` or ``os.PathLike``, not empty) as a ``str``."""
+    import os
+
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise TypeError(f"linflow: {name} must be a path (str or os.PathLike); got {type(value).__name__} {value!r}.")
+    if not value:
+        raise ValueError(f"linflow: {name} must be a path; got the empty string.")
+    return value
+
+
+def name(what, value):
+    """A name (a ``str``), e.g. a column of a table or a key of a dict."""
+    if not isinstance(value, str):
+        raise TypeError(f"linflow: {what} must be a name (str); got {type(value).__name__} {value!r}.")
+    return value
 
 
 def to_host(a):

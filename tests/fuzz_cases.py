@@ -38,6 +38,7 @@ EXCLUDED = {
     "DivergenceError": "an exception class",
     "MaxStepsError": "an exception class",
     "MaxStepsWarning": "a warning class",
+    "MalformedRowsWarning": "a warning class",
     "HypothesisError": "an exception class",
     "SweepLocked": "an exception class",
     "Status": "an enum of stop reasons (Status(value) is the enum's own lookup)",
@@ -246,10 +247,10 @@ def cases():
     add(Pn + "corollary2", lambda: [Call(unimodal_Ws(), lf.losses.Squared(Y(3, 1)))], inf_ok=True)
     add(Pn + "figure1_bound", lambda: [Call(np.arange(5), 0.1, 0.5, 1.0, 2.0), Call(3, 0.01, 1e-3, 1.0, 1.0)])
 
-    # --- closed forms (branch closed owns the module; its known failures are listed in test_fuzz)
+    # --- closed forms
     Cn = "linflow.closed_form."
     add(Cn + "saxe", lambda: [Call(Y(2, 2), 0.1, times())])
-    add(Cn + "saxe_modes", lambda: [Call(np.array([1.0, 0.5]), 0.1, times())])
+    add(Cn + "saxe_modes", lambda: [Call(np.array([1.0, 0.5]), 0.1, times()[:, None])])
     add(Cn + "saxe_learning_time", lambda: [Call(1.0, 0.1, 0.5)])
     add(Cn + "deep_balanced", lambda: [Call(Y(2, 2), 0.1, 3, times())])
     add(Cn + "deep_balanced_modes", lambda: [Call(np.array([1.0, 0.5]), 0.1, 3, times())])
@@ -259,19 +260,23 @@ def cases():
     add(Cn + "scalar_two_layer_time", lambda: [Call(0.5, 0.1, 1.0, 0.2)])
     add(Cn + "scalar_deep", lambda: [Call(np.array([0.5, 0.7, 0.9]), 1.0, times())])
     add(Cn + "aligned_balanced", lambda: [Call(Y(2, 2), 0.1), Call(Y(2, 3), 0.2, 3, widths=(4, 4), seed=1)])
-    add(Cn + "lambda_balanced", lambda: [Call(2, 3, 2, 0.5), Call(3, 4, 2, -0.2, scale=0.5, seed=2)])
+    # lambda >= 0 needs h <= n, lambda < 0 needs h <= m
+    add(Cn + "lambda_balanced", lambda: [Call(3, 2, 2, 0.5), Call(2, 2, 4, -0.2, scale=0.5, seed=2)])
 
     # --- sweep (enumerated through linflow.sweep.__all__)
     def build(p):
         return Ws(seed=p["seed"]), squared(), {}
 
-    add("linflow.sweep.grid", lambda: [Call(seed=[0, 1], lr=[0.1])])
+    # a grid only combines the values it is given (NaN in, the same NaN in its points)
+    add("linflow.sweep.grid", lambda: [Call(seed=[0, 1], lr=[0.1])], propagates=True)
     add("linflow.sweep.run", lambda: [Call(sweep.grid(seed=[0, 1]), build, t_end=0.3, max_steps=500)], **slow)
     add("linflow.sweep.bytes_per_trajectory", lambda: [Call((3, 4, 2)), Call((3, 4, 2), method="gauss2",
                                                                              dtype="float32", n_saves=5)])
     add("linflow.sweep.batch_size", lambda: [Call((3, 4, 2), memory=2**20), Call((3, 4, 2), max_batch=4)])
     add("linflow.sweep.available_memory", lambda: [Call()])
     add("linflow.sweep.read_rows", lambda: [Call(_rows_file())])
+    add("linflow.sweep.read_frame", lambda: [Call(_rows_file())])
+    add("linflow.sweep.to_frame", lambda: [Call(_rows())])
     add("linflow.sweep.write_csv", lambda: [Call(_rows(), _tmp("rows.csv"))])
     add("linflow.sweep.write_json", lambda: [Call(_rows(), _tmp("rows.json"))])
     add("linflow.sweep.point_key", lambda: [Call({"seed": 1}), Call({"seed": 1, "h": 3}, {"rtol": 1e-6})])

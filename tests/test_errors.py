@@ -443,3 +443,42 @@ def test_scale_check_admits_what_fits():
     lf.singular_values(Ws)
     with pytest.raises(ValueError, match="too large for float32"):
         lf.singular_values(tuple(W.astype(np.float32) * 1e-20 for W in Ws))  # ~4e29 > 1e18, the float32 limit
+
+
+def test_widget_computes_check_their_parameters():
+    """Issue 22: the explorers' compute functions refuse what their cache or their flows cannot take."""
+    import time
+
+    from linflow.widgets import theory_explorers as tx
+
+    with pytest.raises(TypeError, match=r"kappa must be a number.*list"):  # not lru_cache's "unhashable"
+        lf.widgets.pl_compute([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"t_end must be a number in \(0, 200\]"):  # was a flow for ages
+        lf.widgets.preconditioner_compute(2, 0.5, 1e200)
+    with pytest.raises(ValueError, match=r"step must be a number in \[0.001, 1\]"):  # was ZeroDivisionError
+        lf.widgets.imbalance_compute(0.0)
+    with pytest.raises(ValueError, match=r"L must be an integer; got nan"):  # was int(nan)'s ValueError
+        tx.depth_compute(L=float("nan"))
+    with pytest.raises(ValueError, match=r"L must be an integer from 1 to 10"):
+        tx.depth_compute(L=40)
+    with pytest.raises(ValueError, match=r"lams must hold at least 2"):
+        tx.two_layer_explorer((1.0,))
+    with pytest.raises(TypeError, match=r"sliders must be a sequence of Slider"):
+        lf.widgets.Explorer(lf.widgets.depth_compute, lf.widgets.depth_plot, ["depth"])
+    t0 = time.process_time()
+    d = tx.depth_compute(L=3, eps=0.4, t_end=60.0)  # stops at loss_tol: only the reached save points
+    assert time.process_time() - t0 < 60  # (a backstop, not a timing test)
+    assert d["t"].shape == d["loss"].shape == d["bound"].shape and np.all(np.isfinite(d["loss"]))
+
+
+def test_asymptotic_rate_refuses_to_measure_nothing():
+    """Issue 22: no silent NaN from finite input; the rate of an exponential is recovered at any time scale."""
+    from linflow.widgets import theory_explorers as tx
+
+    with pytest.raises(ValueError, match="no decay rate to measure"):
+        tx.asymptotic_rate(np.linspace(0, 1, 5), np.zeros(5))
+    with pytest.raises(ValueError, match=r"loss has 4 values for 5 times"):
+        tx.asymptotic_rate(np.linspace(0, 1, 5), np.ones(4))
+    t = np.linspace(0, 20, 30)
+    for scale in (1e-250, 1.0, 1e250):  # e^{-t/scale} sampled at t * scale: rate 1/scale
+        assert tx.asymptotic_rate(t * scale, np.exp(-t)) == pytest.approx(1 / scale, rel=1e-9)

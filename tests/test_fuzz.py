@@ -100,41 +100,13 @@ EXAMPLES = int(os.environ.get("LINFLOW_FUZZ_API_EXAMPLES", 30))
 #: KNOWN FAILURES in modules owned by other branches, fixed there: remove after merging.
 #: Each entry makes that function's fuzz an ``xfail(strict=True)``: it fails the suite as
 #: soon as the function passes, so that the entry is removed.
-_CLOSED = "fixed on branch closed (issue #22 items 1-3: closed_form validation, hangs, tol=)"
-_SWEEP = "fixed on branch sweep (issue #22 items 4-6: linflow.sweep becomes a package)"
-KNOWN_FAILURES = {
-    **{f"linflow.closed_form.{n}": _CLOSED for n in (
-        "aligned_balanced", "deep_balanced", "deep_balanced_modes", "deep_balanced_time", "lambda_balanced",
-        "riccati", "saxe", "saxe_learning_time", "saxe_modes", "scalar_deep", "scalar_two_layer",
-        "scalar_two_layer_time")},
-    **{f"linflow.sweep.{n}": _SWEEP for n in (
-        "batch_size", "bytes_per_trajectory", "grid", "read_rows", "run", "summarize", "write_csv", "write_json")},
-    "linflow.distributed.sweep_time": _SWEEP,
-}
+KNOWN_FAILURES: dict = {}  # empty: the sweep and closed_form branches are merged and pass
 
 #: NOT FIXED YET in this project's presentation layer (plots and widgets): raw errors the fuzz
 #: still finds there, listed so that they stay visible; each is an ``xfail(strict=True)`` and
-#: its entry goes as soon as the function is fixed.
-_TODO = "not fixed yet (issue #22): "
-NOT_FIXED = {
-    "linflow.widgets.Explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.depth_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.imbalance_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.pl_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.preconditioner_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.asymptotic_rate": _TODO + "silent non finite (NaN in array(nan))",
-    "linflow.widgets.theory_explorers.classification_compute": _TODO + "raw error (ValueError)",
-    "linflow.widgets.theory_explorers.classification_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.depth_compute": _TODO + "raw error (UFuncTypeError)",
-    "linflow.widgets.theory_explorers.depth_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.lemma3_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.lemma3_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.three_layer_compute": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.three_layer_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.theory_explorers.two_layer_compute": _TODO + "raw error (UFuncTypeError)",
-    "linflow.widgets.theory_explorers.two_layer_explorer": _TODO + "raw error (TypeError)",
-    "linflow.widgets.width_compute": _TODO + "raw error (TypeError)",
-}
+#: its entry goes as soon as the function is fixed.  Empty: every widget passes.
+NOT_FIXED: dict = {}
+
 
 def _counts():
     return dict(calls=0, results=0, clear_errors=0, raw_errors=0, silent_non_finite=0, hangs=0, propagated=0)
@@ -156,9 +128,10 @@ def _alarm(signum, frame):
 
 
 def _clear(exc):
-    """linflow's clear error: a ValueError/TypeError/RuntimeError/FloatingPointError, or one of linflow's
+    """linflow's clear error: a ValueError/TypeError/RuntimeError/FloatingPointError (or a FileNotFoundError
+    for a results store that is not there), or one of linflow's
     classes, whose message starts with ``linflow`` (and so names what was expected and what came)."""
-    kinds = (ValueError, TypeError, RuntimeError, FloatingPointError, Warning)
+    kinds = (ValueError, TypeError, RuntimeError, FloatingPointError, FileNotFoundError, Warning)
     return isinstance(exc, kinds) and str(exc).startswith("linflow")
 
 

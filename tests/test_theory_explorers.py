@@ -18,7 +18,8 @@ def test_asymptotic_rate_recovers_an_exponential():
     assert tx.asymptotic_rate(t, 3.0 * np.exp(-2.5 * t), lo=1e-10, hi=1e-2) == pytest.approx(2.5, rel=1e-9)
     # too few samples in the window: falls back to the tail; nothing usable: nan
     assert tx.asymptotic_rate(t, np.exp(-0.1 * t)) == pytest.approx(0.1, rel=1e-9)
-    assert math.isnan(tx.asymptotic_rate(t[:2], [1.0, 0.5]))
+    with pytest.raises(ValueError, match="no decay rate to measure"):  # two samples: no rate (issue 22: no silent NaN)
+        tx.asymptotic_rate(t[:2], [1.0, 0.5])
     assert tx.fitted_rate(t, np.exp(-4.0 * t)) == pytest.approx(4.0, rel=1e-9)
 
 

@@ -44,6 +44,9 @@ def aligned_balanced(Y, a0, L=2, *, widths=None, seed=0):
     widths = [r] * (L - 1) if widths is None else list(_widths("widths", widths))
     if len(widths) != L - 1 or any(h < r for h in widths):
         raise ValueError(f"linflow: need L-1 = {L - 1} hidden widths, each >= r = {r}; got {widths}.")
+    if any(h * r > 2**31 for h in widths):
+        raise ValueError(f"linflow: hidden widths {widths} too large: a factor of h x r = {max(widths)} x {r} "
+                         "entries would not fit in memory.")
     rng = np.random.default_rng(_seed(seed))
     R = [U] + [_orthonormal(rng, h, r) for h in widths] + [V]
     w = a0 ** (1.0 / L)
@@ -71,14 +74,22 @@ def lambda_balanced(n, h, m, lam, *, scale=1.0, seed=0):
         ev, E = np.linalg.eigh(A)
         return (E * np.sqrt(np.maximum(ev, 0.0))) @ E.T
 
-    if lam >= 0:
-        if h > n:
-            raise ValueError(f"linflow: lambda >= 0 needs h <= n; got h = {h}, n = {n}.")
-        W2 = rng.normal(size=(h, m)) * scale / math.sqrt(h)
-        W1 = _orthonormal(rng, n, h) @ sqrtm(W2 @ W2.T + lam * np.eye(h))
-    else:
-        if h > m:
-            raise ValueError(f"linflow: lambda < 0 needs h <= m; got h = {h}, m = {m}.")
-        W1 = rng.normal(size=(n, h)) * scale / math.sqrt(h)
-        W2 = (_orthonormal(rng, m, h) @ sqrtm(W1.T @ W1 - lam * np.eye(h))).T
+    if max(n, m) * h > 2**31:
+        raise ValueError(f"linflow: lambda_balanced: n, h, m = {n}, {h}, {m} too large (a layer of more than "
+                         "2**31 entries would not fit in memory).")
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            if lam >= 0:
+                if h > n:
+                    raise ValueError(f"linflow: lambda >= 0 needs h <= n; got h = {h}, n = {n}.")
+                W2 = rng.normal(size=(h, m)) * scale / math.sqrt(h)
+                W1 = _orthonormal(rng, n, h) @ sqrtm(W2 @ W2.T + lam * np.eye(h))
+            else:
+                if h > m:
+                    raise ValueError(f"linflow: lambda < 0 needs h <= m; got h = {h}, m = {m}.")
+                W1 = rng.normal(size=(n, h)) * scale / math.sqrt(h)
+                W2 = (_orthonormal(rng, m, h) @ sqrtm(W1.T @ W1 - lam * np.eye(h))).T
+    except FloatingPointError:
+        raise ValueError(f"linflow: lambda_balanced: scale = {scale!r} and lam = {lam!r} make weights whose Gram "
+                         "matrices overflow float64; use smaller values.") from None
     return asarray(W1), asarray(W2)

@@ -1,7 +1,7 @@
 """Two layers, lambda-balanced: the matrix Riccati solution (Fukumizu 1998)."""
 from __future__ import annotations
 
-from .._validate import check_matrix, check_weights
+from .._validate import check_matrix, check_scale, check_weights
 from ..backend import namespace
 from ._common import _device, _on
 
@@ -48,6 +48,8 @@ def riccati(Ws, Y, t):
                          f"{len(Ws)} layers of shapes {[tuple(W.shape) for W in Ws]}.")
     W1, W2 = Ws
     xp = namespace(W1, W2, check_matrix(Y, "Y"))
+    for name, M in (("Ws[0]", W1), ("Ws[1]", W2), ("Y", Y)):  # D_1 and F hold their squares
+        check_scale(xp, (M,), name)
     n, h = W1.shape
     m = W2.shape[1]
     if tuple(Y.shape) != (n, m):
@@ -91,7 +93,9 @@ def riccati(Ws, Y, t):
     a = xp.abs(ev) * xp.ones_like(tt)
     small = a * xp.abs(tt) < 1e-8
     a_safe = xp.where(small, xp.ones_like(a), a)
-    g = xp.where(small, tt * (1.0 - a * tt), -xp.expm1(-2.0 * a_safe * tt) / (2.0 * a_safe))
+    # (the series branch is evaluated for every entry: a * tt only where it is taken, no overflow at huge t)
+    g = xp.where(small, tt * (1.0 - xp.where(small, a * tt, xp.zeros_like(a))),
+                 -xp.expm1(-2.0 * a_safe * tt) / (2.0 * a_safe))
     zero = xp.zeros_like(a)
     absZC = xp.abs(ZC)
     nz = absZC > 0

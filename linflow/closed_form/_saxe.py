@@ -51,6 +51,11 @@ def saxe_modes(s, a0, t):
     like = args[0] if args else vals[0]
     xp = namespace(*args) if args else np
     s, a0, t = (_on(like, v) for v in vals)
+    try:
+        np.broadcast_shapes(*(tuple(v.shape) for v in (s, a0, t)))
+    except ValueError:
+        raise ValueError(f"linflow: saxe_modes needs s, a0 and t that broadcast (t is usually t[:, None]); got "
+                         f"shapes {tuple(s.shape)}, {tuple(a0.shape)}, {tuple(t.shape)}.") from None
     for name, v in (("s", s), ("a0", a0), ("t", t)):
         if not bool(xp.all(xp.isfinite(v))):
             raise ValueError(f"linflow: saxe_modes needs finite {name}; got {v!r}.")

@@ -4,7 +4,7 @@ Points whose networks have the same shapes, dtype, flow keywords and loss data a
 into one batch and integrated by a single call of :func:`linflow.gradient_flow`.  A point
 that fails (``build`` rejects it, its trajectory diverges, ``measure`` raises) gets a row
 with ``ok = False`` and the error, and the rest of the batch goes on.  Every row of a point
-that was built carries a ``fingerprint`` of what ``build`` made (:func:`fingerprint`), which
+that was built carries a ``fingerprint`` of what ``build`` made (``fingerprint``), which
 a resume compares.  The same loop runs in this process and in a Dask task
 (:mod:`linflow.sweep.cluster`).
 """
@@ -22,7 +22,7 @@ from ..flow import DivergenceError, MaxStepsWarning, Status, gradient_flow
 from .memory import STATE_WORDS, batch_size
 from .points import plain
 
-__all__ = ["fingerprint", "execute"]
+__all__ = ["execute"]
 
 FAIL = (ValueError, TypeError, ArithmeticError, RuntimeError, np.linalg.LinAlgError)
 

@@ -36,6 +36,7 @@ import math
 import os
 import uuid
 
+from .. import _validate as _v
 from ..backend import resolve
 from .batch import FAIL, batch_size_for, prepare
 from .batch import execute as execute_here
@@ -70,9 +71,11 @@ def sweep_time(points, workers, batch, *, t_point, o_task, c_row=0.0, t_start=0.
     the parameters (see the course appendix *Numerical methods*, Cost model, for
     ``t_point`` as a function of the network's size).
     """
-    P, W, B = int(points), int(workers), int(batch)
+    P, W, B = (_v.integer(n, v) for n, v in (("points", points), ("workers", workers), ("batch", batch)))
     if min(P, W, B) < 1:
         raise ValueError(f"linflow: points, workers and batch must be positive; got {P}, {W}, {B}.")
+    t_point, o_task = _v.nonnegative("t_point", t_point), _v.nonnegative("o_task", o_task)
+    c_row, t_start = _v.nonnegative("c_row", c_row), _v.nonnegative("t_start", t_start)
     compute = math.ceil(math.ceil(P / B) / W) * (B * t_point + o_task)
     return float(t_start + max(compute, P * c_row))
 

@@ -11,7 +11,7 @@ import os
 
 from .points import from_json_value, json_value, plain
 
-__all__ = ["JsonLines"]
+__all__: list[str] = []  # the store format behind a path ending in anything but .parquet (internal)
 
 
 class JsonLines:

@@ -6,7 +6,7 @@ first (``os.path.realpath``), so a symbolic link to the store under another name
 contends for the same lock; the lock file is opened with ``O_NOFOLLOW`` and must be a
 regular file, so a symbolic link placed at the lock's name is refused instead of followed
 (and its target truncated).  On read-only media no lock can be taken and none is needed:
-:func:`lock` then yields ``False`` and the caller only reads.
+``lock`` then yields ``False`` and the caller only reads.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 
-__all__ = ["SweepLocked", "lock", "lock_path"]
+__all__ = ["SweepLocked"]
 
 #: errors of ``open`` meaning "this place cannot be written" (read-only media, no permission)
 READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 
+from .. import _validate as _v
+
 __all__ = ["STATE_WORDS", "CPU_WORKING_SET", "bytes_per_trajectory", "available_memory", "batch_size"]
 
 #: Words per state entry ``N = sum_l h_{l-1} h_l`` held at once by one step of each method
@@ -44,9 +46,12 @@ def bytes_per_trajectory(dims, *, method="dopri5", dtype="float64", n_saves=101,
     extra_words : int
         Further words per trajectory.
     """
-    dims = [int(d) for d in dims]
-    if len(dims) < 2 or min(dims) < 1:
+    dims = list(_v.widths("dims", dims))
+    if len(dims) < 2:
         raise ValueError(f"linflow: dims must be at least two positive widths (h_0, ..., h_L); got {dims}.")
+    n_saves = _v.integer("n_saves", n_saves, minimum=0)
+    extra_words = _v.integer("extra_words", extra_words, minimum=0)
+    save_product = _v.boolean("save_product", save_product)
     if method not in STATE_WORDS:
         raise ValueError(f"linflow: unknown method {method!r}; expected one of {sorted(STATE_WORDS)}.")
     s = 4 if "32" in str(dtype) else 8
@@ -118,10 +123,12 @@ def batch_size(dims, *, memory=None, max_batch=None, xp=None, device=None, fract
     """
     per = bytes_per_trajectory(dims, **cost)
     if memory is None:
-        memory = fraction * available_memory(xp, device)
-    b = max(1, int(memory // per))
+        memory = _v.positive("fraction", fraction) * available_memory(xp, device)
+    else:
+        memory = _v.nonnegative("memory", memory)
+    b = 1 if per > memory else int(memory // per)  # (per may be an int too large for a float)
     if max_batch is not None:
-        return max(1, min(b, int(max_batch)))
+        return max(1, min(b, _v.integer("max_batch", max_batch, minimum=1)))
     import array_api_compat
 
     if xp is None or not array_api_compat.is_cupy_namespace(xp):

@@ -15,7 +15,7 @@ import re
 
 from .points import plain
 
-__all__ = ["Parquet"]
+__all__: list[str] = []  # the store format behind a path ending in .parquet (internal)
 
 _PART = re.compile(r"^part-(\d{6,})\.parquet$")
 

@@ -1,10 +1,14 @@
 """Points and keys: the grid of a sweep, its run settings in one normal form, and the resume key.
 
 A row is found again by its *key*, a hash of the point and of the run settings.  The
-settings are first brought to one normal form (:func:`flow_settings`): a keyword passed at
-its default value (``rtol=1e-8``, ``method="dopri5"``, ``atol=1e-10``, ...) is the same run
-as leaving it out, so it gives the same key; numbers are floats or ints whatever type came.
-:func:`check_flow_settings` validates them before anything runs, with the messages of
+settings are first brought to one normal form (``flow_settings``): a keyword passed at
+its default value (``method="dopri5"``, ``atol=1e-10``, ...) is the same run as leaving it
+out, so it gives the same key; numbers are floats or ints whatever type came.  The default
+``rtol`` depends on the dtype of the network (``linflow.flow.api.default_rtol``: 1e-8 in
+float64, 1.19e-5 in float32), so ``rtol`` is brought to its normal form per point
+(``for_dtype``): ``rtol=None`` and an ``rtol`` equal to the default of the point's dtype
+are one run and one key (in float64 the keys are those of the stores written before).
+``check_flow_settings`` validates them before anything runs, with the messages of
 :func:`linflow.gradient_flow`.
 """
 from __future__ import annotations
@@ -21,16 +25,17 @@ import numpy as np
 from .. import _validate as v
 from ..backend import to_numpy
 from ..flow import gradient_flow
-from ..flow.api import DEFAULT_RTOL, METHODS, _save_times, _savers
+from ..flow.api import DEFAULT_RTOL, METHODS, _save_times, _savers, default_rtol
 
-__all__ = ["grid", "point_key", "flow_settings", "check_flow_settings", "stored_settings"]
+__all__ = ["grid", "point_key"]
 
-#: gradient_flow's keywords a sweep passes on, with their defaults (``rtol=None`` means DEFAULT_RTOL)
+#: gradient_flow's keywords a sweep passes on, with their defaults (``rtol=None``: the dtype's default)
 FLOW_DEFAULTS = {
     k: p.default for k, p in inspect.signature(gradient_flow).parameters.items()
     if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in ("throw", "progress")
 }
-FLOW_DEFAULTS["rtol"] = DEFAULT_RTOL
+#: the default rtol of each floating dtype a network may have, by value
+DTYPE_RTOLS = {default_rtol(np.dtype(d)): d for d in ("float32", "float64")}
 #: the settings every row stores even at their defaults
 STORED = ("method", "rtol", "atol")
 _FLOATS = ("rtol", "atol", "dt", "loss_tol")
@@ -103,8 +108,6 @@ def point_key(point, settings=None):
 
 def _normal(name, value):
     """One flow setting in its normal form (numbers as float/int, method lower-case, sequences as lists)."""
-    if name == "rtol" and value is None:
-        return DEFAULT_RTOL
     if name == "method" and isinstance(value, str):
         return value.lower()
     if name in _FLOATS and isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
@@ -133,14 +136,33 @@ def flow_settings(flow_kwargs):
     return out
 
 
-def stored_settings(t_end, flow, tag):
+def rtol_needs_dtype(flow):
+    """Whether the key of ``flow`` (from ``flow_settings``) depends on the dtype: an explicit
+    ``rtol`` that is the default of some dtype (1e-8 of float64, 1.19e-5 of float32)."""
+    return flow.get("rtol") in DTYPE_RTOLS
+
+
+def for_dtype(flow, dtype):
+    """``flow`` (from ``flow_settings``) in the normal form of a network of ``dtype``: an ``rtol``
+    equal to that dtype's default is left out, like ``rtol=None`` (``dtype=None``: float64)."""
+    name = "float64" if dtype is None else str(np.dtype(dtype))
+    if "rtol" in flow and DTYPE_RTOLS.get(flow["rtol"]) == name:
+        return {k: val for k, val in flow.items() if k != "rtol"}
+    return flow
+
+
+def stored_settings(t_end, flow, tag, dtype=None):
     """The run settings every row stores: ``t_end``, ``method``, ``rtol``, ``atol``, ``tag``, other flow keywords.
 
-    ``flow`` is the output of :func:`flow_settings`; the result is what a row read back from
-    a JSON Lines file holds.
+    ``flow`` is the output of ``flow_settings``; ``rtol`` is the one the flow uses for a
+    network of ``dtype`` (without an explicit ``rtol``: ``default_rtol``;
+    ``dtype=None``: float64).  The result is what a row read back from a JSON Lines file holds.
     """
     out = {"t_end": t_end}
     for name in STORED:
+        if name == "rtol":
+            out[name] = flow.get("rtol", DEFAULT_RTOL if dtype is None else default_rtol(np.dtype(dtype)))
+            continue
         out[name] = flow.get(name, _normal(name, FLOW_DEFAULTS[name]))
     out["tag"] = tag
     out.update((k, val) for k, val in sorted(flow.items()) if k not in out)
@@ -159,7 +181,8 @@ def check_flow_settings(t_end, flow_kwargs):
     kw.update(flow_kwargs)
     if t_end is not None:
         t_end = v.positive("t_end", t_end)
-    v.positive("rtol", kw["rtol"])
+    if kw["rtol"] is not None:
+        v.positive("rtol", kw["rtol"])
     v.nonnegative("atol", kw["atol"])
     max_steps = v.integer("max_steps", kw["max_steps"], minimum=1)
     v.integer("check_every", kw["check_every"], minimum=1)

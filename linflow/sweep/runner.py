@@ -1,11 +1,14 @@
 """The driver of a sweep: :func:`run` checks the settings and the store, runs the points left, writes their rows."""
 from __future__ import annotations
 
+import numpy as np
+
 from .._validate import positive
 from ..backend import resolve
-from .batch import execute, point_fingerprint
+from .batch import FAIL, _unpack, execute, point_fingerprint
 from .lock import lock
-from .points import check_flow_settings, flow_settings, point_key, stored_settings
+from .points import (DTYPE_RTOLS, check_flow_settings, flow_settings, for_dtype, point_key, rtol_needs_dtype,
+                     stored_settings)
 from .store import check_fingerprints, check_settings, open_store, prepare_path, sample, select
 
 __all__ = ["run"]
@@ -92,8 +95,10 @@ def run(
         :class:`~linflow.sweep.SweepLocked`.  Rows store the run settings, and a resume
         whose settings differ from the saved rows' (``t_end``, ``method``, ``rtol``,
         ``atol``, ``tag`` or another flow keyword) raises a ``ValueError`` that names the
-        setting; settings are compared and keyed in one normal form, so ``rtol=1e-8``
-        (the default) is the same run as no ``rtol``.  A finished store on read-only
+        setting; settings are compared and keyed in one normal form, so an ``rtol`` equal
+        to the default of the network's dtype (1e-8 in float64, 1.19e-5 in float32: see
+        ``linflow.flow.api.default_rtol``) is the same run as no ``rtol``, and rows
+        store the ``rtol`` the flow used.  A finished store on read-only
         media is read back without a lock; only a sweep with points left to run needs
         to write.  A path that is a folder (for JSON Lines) or a file (for Parquet), or
         whose folder cannot be created, is a ``ValueError`` before anything runs.
@@ -182,9 +187,16 @@ def run(
     flow = flow_settings(flow_kwargs)
     if client is None:  # with a client, the backend is resolved on the workers (a GPU may be only there)
         backend = None if backend is None else resolve(backend)
-    settings = {"t_end": t_end, "flow": flow, "tag": tag}
-    keys = [point_key(p, settings) for p in points]
-    stored = stored_settings(t_end, flow, tag)
+    # the dtype of the networks: the backend's where the batches are moved to one, else what build makes
+    fixed = None if backend is None or client is not None else _dtype_name(backend.dtype)
+
+    def dtype_of(row):
+        fp = row.get("fingerprint")
+        return fixed or (fp.split(" ", 1)[0] if isinstance(fp, str) and fp else None)
+
+    def stored_of(row):
+        return stored_settings(t_end, flow, tag, dtype_of(row))
+
     store = None
     if path is not None:
         store = open_store(path, format)
@@ -194,8 +206,9 @@ def run(
         if store is not None:
             raw, bad = store.read_raw()
             rows = select(raw, bad, repr(store.path))
-            check_settings(path, rows, stored)
+            check_settings(path, rows, stored_of)
             saved = {r["key"]: r for r in rows}
+        keys = _keys(points, build, t_end, flow, tag, saved, fixed, dtype_of)
         check_flow_settings(t_end, flow_kwargs)
         if saved and verify:
             pairs = [(points[i], saved[k]) for i, k in enumerate(keys) if k in saved]
@@ -224,7 +237,7 @@ def run(
             for row in rows:
                 i = where[row["key"]]
                 if i not in results:  # a batch re-run after a lost worker brings its rows twice
-                    row["settings"] = dict(stored)
+                    row["settings"] = stored_of(row)
                     results[i] = row
                     new.append(row)
             if store is not None:
@@ -252,4 +265,43 @@ def run(
         else:  # a duplicate of an earlier point
             j = keys.index(k)
             out.append(results.get(j, saved.get(k)))
+    return out
+
+
+def _dtype_name(dtype):
+    """``"float64"``, ``"float32"``, ... for a NumPy, CuPy or array-API dtype (None if not known)."""
+    try:
+        return str(np.dtype(str(dtype).rsplit(".", 1)[-1].strip("'>")))
+    except TypeError:
+        return None
+
+
+def _keys(points, build, t_end, flow, tag, saved, fixed, dtype_of):
+    """The resume key of every point, its settings in the normal form of the point's dtype.
+
+    Only an explicit ``rtol`` equal to a dtype's default makes the key depend on the dtype
+    (``rtol_needs_dtype``); then a point's dtype is the backend's, else
+    that of its stored row, else that of what ``build`` makes for it (float64 if it rejects it).
+    """
+    def key(p, dtype):
+        return point_key(p, {"t_end": t_end, "flow": for_dtype(flow, dtype), "tag": tag})
+
+    if not rtol_needs_dtype(flow):
+        return [key(p, None) for p in points]
+    own = DTYPE_RTOLS[flow["rtol"]]  # the dtype whose default this rtol is
+    out = []
+    for p in points:
+        k_own, k_other = key(p, own), key(p, None if own != "float64" else "float32")
+        if fixed is not None:
+            out.append(k_own if fixed == own else k_other)
+        elif k_own in saved and (dtype_of(saved[k_own]) or "float64") == own:
+            out.append(k_own)
+        elif k_other in saved:
+            out.append(k_other)
+        else:
+            try:
+                dtype = str(_unpack(build(dict(p)))[0][0].dtype)
+            except FAIL:
+                dtype = None
+            out.append(k_own if (dtype or "float64") == own else k_other)
     return out

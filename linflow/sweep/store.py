@@ -13,9 +13,9 @@ Reading rule
     are skipped with **one** :class:`MalformedRowsWarning` that counts them; they are left
     in the store.
 A resume
-    must use the settings the stored rows were run with (:func:`check_settings`), and its
+    must use the settings the stored rows were run with (``check_settings``), and its
     ``build`` must make the same networks for the points already stored
-    (:func:`check_fingerprints`, on a sample of them).
+    (``check_fingerprints``, on a sample of them).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import warnings
 from .jsonl import JsonLines
 from .parquet import Parquet
 
-__all__ = ["MalformedRowsWarning", "open_store", "read_rows", "check_settings", "check_fingerprints"]
+__all__ = ["MalformedRowsWarning", "read_rows"]
 
 FORMATS = {"jsonl": JsonLines, "parquet": Parquet}
 #: the fields a row must have, and their types
@@ -110,15 +110,21 @@ def read_rows(path, format=None):
 
 
 def check_settings(path, rows, stored):
-    """Refuse to resume ``path`` with settings other than those its rows were run with."""
+    """Refuse to resume ``path`` with settings other than those its rows were run with.
+
+    ``stored(row)`` gives the settings the sweep would store for that row now (they depend
+    on the row's dtype: the default ``rtol``).
+    """
     for row in rows:
         saved = row.get("settings")
-        if not isinstance(saved, dict) or saved == stored:
+        stored_now = stored(row)
+        if not isinstance(saved, dict) or saved == stored_now:
             continue  # (rows written before settings were stored carry them only in their key)
-        changed = [k for k in (*stored, *(k for k in saved if k not in stored)) if saved.get(k) != stored.get(k)]
+        changed = [k for k in (*stored_now, *(k for k in saved if k not in stored_now))
+                   if saved.get(k) != stored_now.get(k)]
         if not changed:
             continue
-        what = "; ".join(f"{k}: saved {saved.get(k)!r}, now {stored.get(k)!r}" for k in changed)
+        what = "; ".join(f"{k}: saved {saved.get(k)!r}, now {stored_now.get(k)!r}" for k in changed)
         raise ValueError(
             f"linflow: {path!r} holds rows of a sweep run with other settings ({what}). A resume must use "
             f"the settings of the saved rows: pass the same {', '.join(changed)}, or write to another path."

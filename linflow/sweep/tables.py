@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from .. import _validate as _v
 from .points import json_value, plain
 from .store import read_rows
 
@@ -40,9 +41,7 @@ def to_frame(rows):
     """
     pd = _pandas()
     flat = []
-    for r in rows:
-        if not isinstance(r, dict):
-            raise TypeError(f"linflow: to_frame takes a list of dicts (rows); got an item of type {type(r).__name__}.")
+    for r in _rows("to_frame", rows):
         f = {k: v for k, v in r.items() if k != "settings"}
         if isinstance(r.get("settings"), dict):
             f.update((f"settings.{k}", v) for k, v in r["settings"].items())
@@ -53,12 +52,24 @@ def to_frame(rows):
     return pd.DataFrame.from_records([[f.get(c) for c in cols] for f in flat], columns=cols)
 
 
+def _rows(fn, rows):
+    """``rows`` as a list of dicts; a clear TypeError for anything else."""
+    if isinstance(rows, (str, bytes, dict)) or not hasattr(rows, "__iter__"):
+        raise TypeError(f"linflow: {fn} takes rows, a list of dicts; got {type(rows).__name__} {rows!r}."[:300])
+    rows = list(rows)
+    for r in rows:
+        if not isinstance(r, dict):
+            raise TypeError(f"linflow: {fn} takes a list of dicts (rows); got an item of type {type(r).__name__}.")
+    return rows
+
+
 def read_frame(path, format=None):
     """The rows of a results store (JSON Lines file or ``.parquet`` folder) as a ``pandas.DataFrame``.
 
     ``to_frame(read_rows(path))``: the reading rule of :func:`~linflow.sweep.read_rows`
     applies (one row per key).  A missing store is a ``FileNotFoundError``.
     """
+    path = _v.path("path", path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"linflow: no results store at {path!r}.")
     return to_frame(read_rows(path, format))
@@ -80,6 +91,7 @@ def write_csv(rows, path):
     """
     import csv
 
+    rows, path = _rows("write_csv", rows), _v.path("path", path)
     cols = _columns(rows)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -96,6 +108,7 @@ def write_csv(rows, path):
 
 def write_json(rows, path):
     """Write rows as one JSON list (NaN and inf as strings)."""
+    rows, path = _rows("write_json", rows), _v.path("path", path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
         json.dump([json_value(plain(r)) for r in rows], fh, indent=1)
@@ -106,14 +119,31 @@ def summarize(rows, by, value):
     """Group rows by column ``by`` and give count, failures and quantiles of ``value`` per group.
 
     Returns a list of dicts ``{by, n, failed, min, q25, median, q75, max, mean}`` (failed
-    rows and missing values are left out of the statistics).
+    rows and missing values are left out of the statistics).  A group with no value left
+    (every row failed) has NaN statistics, and its ``n`` and ``failed`` say why.  A ``value``
+    that no row has is a ``ValueError`` (a misspelt column), as is a value that is not a number.
     """
+    rows, by, value = _rows("summarize", rows), _v.name("by", by), _v.name("value", value)
+    if rows and not any(value in r for r in rows):
+        raise ValueError(f"linflow: no row has the column value={value!r}; the rows have {_columns(rows)}."[:400])
     out = {}
     for r in rows:
-        out.setdefault(r.get(by), []).append(r)
+        g = r.get(by)
+        try:
+            out.setdefault(g, []).append(r)
+        except TypeError:
+            raise TypeError(f"linflow: the column by={by!r} must hold values that can be grouped; got {g!r}.") from None
     table = []
     for g, rs in out.items():
-        vals = np.array([r[value] for r in rs if r.get("ok") and r.get(value) is not None], dtype=float)
+        picked = [r[value] for r in rs if r.get("ok") and r.get(value) is not None]
+        try:
+            vals = np.array(picked, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"linflow: summarize needs numbers in the column {value!r}; got {picked!r}."[:300]) from None
+        if vals.ndim != 1:
+            raise TypeError(
+                f"linflow: summarize needs one number per row in the column {value!r}; got {picked!r}."[:300])
         q = np.quantile(vals, [0, 0.25, 0.5, 0.75, 1.0]) if vals.size else [math.nan] * 5
         table.append({by: g, "n": len(rs), "failed": sum(not r.get("ok") for r in rs),
                       "min": float(q[0]), "q25": float(q[1]), "median": float(q[2]),

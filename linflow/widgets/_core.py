@@ -28,12 +28,14 @@ import base64
 import dataclasses
 import functools
 import html
+import inspect
 import itertools
 import json
 import os
 import uuid
 from typing import Any, Callable, Sequence
 
+from .. import _validate as _v
 from ..plots._style import figure, to_png
 
 __all__ = ["Slider", "Explorer", "static_mode"]
@@ -120,6 +122,89 @@ def draws(compute):
     return wrap
 
 
+# --- the parameters of a compute function ---------------------------------------------------
+# An explorer's compute runs flows for slider values: each parameter is checked against the
+# range the explorer is made for (a clear error, never a raw one, nor a flow that runs for hours).
+
+def count(lo, hi):
+    """Check of an integer parameter from ``lo`` to ``hi``."""
+    def check(name, value):
+        v = _v.integer(name, value)
+        if not lo <= v <= hi:
+            raise ValueError(f"linflow: {name} must be an integer from {lo} to {hi} (the explorer's range); "
+                             f"got {value!r}.")
+        return v
+    return check
+
+
+def number(lo, hi, *, above=False):
+    """Check of a real parameter in ``[lo, hi]`` (``(lo, hi]`` if ``above``)."""
+    def check(name, value):
+        v = _v.real(name, value)
+        if not ((v > lo if above else v >= lo) and v <= hi):
+            span = f"{'(' if above else '['}{lo:g}, {hi:g}]"
+            raise ValueError(f"linflow: {name} must be a number in {span} (the explorer's range); got {value!r}.")
+        return v
+    return check
+
+
+def choice(*options):
+    """Check of a parameter that is one of ``options``."""
+    def check(name, value):
+        if not (isinstance(value, str) and value in options):
+            raise ValueError(f"linflow: {name} must be one of {options}; got {value!r}.")
+        return value
+    return check
+
+
+def optional(check):
+    """``check``, or None."""
+    def maybe(name, value):
+        return None if value is None else check(name, value)
+    return maybe
+
+
+def seed(name, value):
+    """Check of a seed (an integer >= 0)."""
+    return _v.integer(name, value, minimum=0)
+
+
+def checked(**checks):
+    """Decorator of a ``compute(**params)``: each named parameter passes its check (from
+    :func:`count`, :func:`number`, :func:`choice`, :func:`optional`, :func:`seed`) before
+    the call, so a cached compute sees hashable, converted values and bad ones get a clear error.
+    The checks stay on the function as ``compute.checks`` (the explorers check their grids with them).
+    """
+    def wrap(compute):
+        sig = inspect.signature(compute)
+
+        @functools.wraps(compute)
+        def run(*args, **kwargs):
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"linflow: {compute.__name__}: {exc}.") from None
+            bound.apply_defaults()
+            for k, check in checks.items():
+                bound.arguments[k] = check(k, bound.arguments[k])
+            return compute(*bound.args, **bound.kwargs)
+
+        run.checks = checks
+        return run
+    return wrap
+
+
+def grid_values(name, values, check, *, at_least=1):
+    """The slider grid ``values`` of an explorer, each value passed through ``check``, as a tuple."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"linflow: {name} must be a sequence of slider values; got {type(values).__name__} "
+                        f"{values!r}.")
+    out = tuple(check(f"{name}[{i}]", v) for i, v in enumerate(values))
+    if len(out) < at_least:
+        raise ValueError(f"linflow: {name} must hold at least {at_least} value(s); got {values!r}.")
+    return out
+
+
 def _same(a, b):
     try:
         return bool(a == b)
@@ -155,9 +240,17 @@ class Explorer:
 
     def __init__(self, compute: Callable, plot: Callable, sliders: Sequence[Slider], *,
                  title: str = "", caption: str = "", size=(7.0, 3.4), dpi: int = 80):
+        for what, f in (("compute", compute), ("plot", plot)):
+            if not callable(f):
+                raise TypeError(f"linflow: {what} must be a function; got {type(f).__name__} {f!r}.")
+        if isinstance(sliders, (str, bytes, Slider)) or not hasattr(sliders, "__iter__"):
+            raise TypeError(f"linflow: sliders must be a sequence of Slider; got {type(sliders).__name__}.")
         self.compute = compute
         self.plot = plot
         self.sliders = tuple(sliders)
+        for s in self.sliders:
+            if not isinstance(s, Slider):
+                raise TypeError(f"linflow: sliders must be a sequence of Slider; got an item {s!r}.")
         names = [s.name for s in self.sliders]
         if len(set(names)) != len(names):
             raise ValueError(f"linflow: slider names must be distinct; got {names}.")
@@ -166,7 +259,7 @@ class Explorer:
         self.title = title
         self.caption = caption
         self.size = size
-        self.dpi = int(dpi)
+        self.dpi = _v.integer("dpi", dpi, minimum=1)
 
     # --- the shared path: parameters -> data -> figure -------------------------------------
     @property

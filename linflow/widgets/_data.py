@@ -6,6 +6,8 @@ cells stay one call each. Nothing here is new mathematics: bounds come from
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..bounds.classification import observed_rate as observed_rate_of_run
@@ -75,7 +77,7 @@ def pl_ratios(loss, n_points=200, *, scale=1.0, power=2, seed=0):
     check_loss(loss)
     n_points = _size("n_points", n_points)
     scale = nonnegative("scale", scale)
-    if power not in (1, 2) or isinstance(power, bool):
+    if isinstance(power, bool) or not isinstance(power, numbers.Real) or power not in (1, 2):
         raise ValueError(f"linflow: power must be 1 (A1') or 2 (A1); got {power!r}.")
     rng = np.random.default_rng(check_seed(seed))
     W0 = getattr(loss, "minimizer", None)

@@ -14,7 +14,7 @@ from .. import losses as _losses
 from ..backend import to_numpy
 from ..flow import gradient_descent, gradient_flow
 from .. import plots
-from ._core import Explorer, Slider, check_figure, draws
+from ._core import Explorer, Slider, check_figure, checked, choice, count, draws, number, seed
 from ._data import rate_bound, regression_problem, weights
 
 __all__ = [
@@ -57,6 +57,7 @@ def _factorization_run(L, scale, t_end, seed):
     return t, _host(tr.loss) - float(loss.f_star), _host(tr.diagnostics["singular_values"])
 
 
+@checked(depth=count(1, 8), scale=number(0, 10, above=True), t_end=number(0, 200, above=True), seed=seed)
 def depth_compute(depth=2, scale=0.2, t_end=12.0, seed=0):
     r"""Gradient flow on :math:`\frac12\|Y-W_1\cdots W_L\|_F^2`, ``Y = diag(3, 2, 1)``, width 3.
 
@@ -104,6 +105,7 @@ def depth_explorer():
 
 # --- book/02: gradient dominance --------------------------------------------------------
 
+@checked(kappa=number(1, 1e6), distance=number(0, 100), t_end=number(0, 200, above=True), seed=seed)
 @functools.lru_cache(maxsize=64)
 def pl_compute(kappa=10.0, distance=1.0, t_end=3.0, seed=0):
     r"""Gradient flow on a regression loss with :math:`K/\mu=\kappa` (no overparameterization).
@@ -144,6 +146,7 @@ def pl_explorer():
 
 # --- book/03: overparameterization as preconditioning -----------------------------------
 
+@checked(depth=count(1, 8), scale=number(0, 10, above=True), t_end=number(0, 200, above=True), seed=seed)
 @functools.lru_cache(maxsize=64)
 def preconditioner_compute(depth=2, scale=0.5, t_end=6.0, seed=0):
     r"""Gradient flow for matrix factorization with :math:`\lambda_{\min}(\mathcal T)` saved.
@@ -192,6 +195,7 @@ def preconditioner_explorer():
 
 # --- book/04: imbalance under GF and GD -------------------------------------------------
 
+@checked(step=number(1e-3, 1), t_end=number(0, 50, above=True), scale=number(0, 10, above=True), seed=seed)
 @functools.lru_cache(maxsize=64)
 def imbalance_compute(step=0.02, t_end=6.0, scale=0.7, seed=0):
     r"""Imbalance drift :math:`\|D_1(t)-D_1(0)\|_F` under gradient descent (step ``step``) and
@@ -199,7 +203,7 @@ def imbalance_compute(step=0.02, t_end=6.0, scale=0.7, seed=0):
     """
     loss = _losses.Squared(TARGET)
     Ws = weights((3, 4, 3), scale, seed=seed)
-    n = int(round(float(t_end) / float(step)))
+    n = max(1, int(round(float(t_end) / float(step))))
     every = max(1, n // 100)
     gd = gradient_descent(Ws, loss, float(step), n, save_every=every, diagnostics=("imbalance",),
                           throw=False).to_numpy()
@@ -235,6 +239,7 @@ def imbalance_explorer():
 
 # --- book/09: experiments at scale -------------------------------------------------------------------
 
+@checked(width=count(1, 100), scheme=choice("fan_in", "fan_out", "ntk"), n_samples=count(1, 1000))
 @functools.lru_cache(maxsize=32)
 def width_compute(width=12, scheme="fan_out", n_samples=100):
     r""":math:`\Delta^*` (Theorem 2) of ``n_samples`` random networks of shape (5, h, h, 1), one batched call."""

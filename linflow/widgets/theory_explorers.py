@@ -17,7 +17,8 @@ import math
 
 import numpy as np
 
-from ._core import check_figure, draws
+from .. import _validate as _v
+from ._core import check_figure, checked, count, draws, grid_values, number, optional, seed
 
 __all__ = [
     "asymptotic_rate",
@@ -77,7 +78,8 @@ def asymptotic_rate(t, loss, lo=1e-12, hi=1e-6):
     r"""Decay rate :math:`-\tfrac{d}{dt}\log\mathcal L` fitted (least squares) where ``lo <= loss <= hi``.
 
     Falls back to the last third of the positive finite samples when fewer than three
-    fall in the window; ``nan`` if there are fewer than three such samples.
+    fall in the window.  With fewer than three positive finite samples there is no rate to
+    measure: a ``ValueError`` says so (the callers decide what to show instead).
 
     Parameters
     ----------
@@ -90,17 +92,30 @@ def asymptotic_rate(t, loss, lo=1e-12, hi=1e-6):
     -------
     float
     """
-    t = _host(t).ravel()
-    y = _host(loss).ravel()
+    from ..plots._plotters import _host as _numbers, _pair
+
+    t, y = _pair(_numbers(t, "t"), _numbers(loss, "loss"), "loss")
+    lo, hi = _v.nonnegative("lo", lo), _v.positive("hi", hi)
+    if not np.all(np.isfinite(t)):
+        raise ValueError("linflow: the times t must be finite.")
     ok = np.isfinite(y) & (y > 0)
     win = ok & (y >= lo) & (y <= hi)
     if win.sum() < 3:
         idx = np.flatnonzero(ok)
         if idx.size < 3:
-            return float("nan")
+            raise ValueError(f"linflow: no decay rate to measure: {idx.size} positive finite loss value(s) "
+                             "(a fit needs at least three).")
         win = np.zeros_like(ok)
         win[idx[2 * idx.size // 3:]] = True
-    return float(-np.polyfit(t[win], np.log(y[win]), 1)[0])
+    tw = t[win]
+    span = float(np.ptp(tw))
+    if span == 0:
+        raise ValueError("linflow: no decay rate to measure: the samples of the fit are all at one time.")
+    with np.errstate(over="ignore"):  # the fit in a unit time (times may be tiny or huge), then rescaled
+        rate = -float(np.polyfit((tw - tw[0]) / span, np.log(y[win]), 1)[0]) / span
+    if not math.isfinite(rate):
+        raise ValueError(f"linflow: the decay rate over a time span of {span:g} overflows a float.")
+    return rate
 
 
 def plot_loss_and_bounds(ax, t, loss, bounds, *, label="gradient flow", title=None,
@@ -166,6 +181,7 @@ def markdown_table(header, rows):
 
 
 # ---------------------------------------------------------------------------- two layers
+@checked(lam=number(-10, 10), scale=number(0, 10, above=True), t_end=number(0, 100, above=True), seed=seed)
 def two_layer_compute(lam=1.0, *, Y=((2.0, 0.0), (0.0, 0.5)), scale=0.3, t_end=6.0, seed=2):
     r"""Loss of a :math:`\lambda`-balanced two-layer flow and its Theorem 1 bounds."""
     lf = _lf()
@@ -187,8 +203,16 @@ def two_layer_compute(lam=1.0, *, Y=((2.0, 0.0), (0.0, 0.5)), scale=0.3, t_end=6
         "bound_gap": _host(lf.bounds.loss_curve(t, L0, gap, loss.gamma)),
         "alpha2": a2,
         "gap": gap,
-        "measured": asymptotic_rate(traj.t, traj.loss),
+        "measured": _measured_rate(traj.t, traj.loss),
     }
+
+
+def _measured_rate(t, loss):
+    """The flow's decay rate, or None where the run gives none to measure (too few positive samples)."""
+    try:
+        return asymptotic_rate(t, loss)
+    except ValueError:
+        return None
 
 
 @draws("two_layer_compute")
@@ -204,7 +228,7 @@ def two_layer_draw(data, fig):
                   rf"bound, part 1: $\underline{{\Delta}}={data['gap']:.3g}$": data["bound_gap"]}
     plot_loss_and_bounds(
         ax, data["t"], data["loss"], bounds,
-        label=f"gradient flow (rate {data['measured']:.3g})",
+        label="gradient flow" if data["measured"] is None else f"gradient flow (rate {data['measured']:.3g})",
         title=rf"two layers, imbalance $\lambda={data['lam']:.2g}$",
     )
     ax.set_ylim(1e-14, 1e2)
@@ -214,8 +238,9 @@ def two_layer_explorer(lams=(0.0, 1.0, 2.0, 4.0)):
     r"""Explorer: imbalance :math:`\lambda` -> loss curve against Theorem 1 (two layers)."""
     from ._core import Explorer, Slider
 
+    lams = grid_values("lams", lams, two_layer_compute.checks["lam"], at_least=2)
     return Explorer(two_layer_compute, two_layer_draw,
-                    [Slider("lam", tuple(float(v) for v in lams), label="imbalance λ",
+                    [Slider("lam", lams, label="imbalance λ",
                             default=float(lams[1]), fmt="{:.2g}")],
                     title="Two layers: imbalance and the rate bound",
                     caption="A larger imbalance gives a larger guaranteed and actual rate. The starts are "
@@ -224,6 +249,7 @@ def two_layer_explorer(lams=(0.0, 1.0, 2.0, 4.0)):
 
 
 # -------------------------------------------------------------------------- three layers
+@checked(h=count(1, 64), n=count(1, 10), t_end=optional(number(0, 1000, above=True)), seed=seed)
 def three_layer_compute(h=20, n=2, *, scheme="fan_out", t_end=None, seed=1):
     r"""Three-layer flow from a random init: loss, Corollary 1 bound, :math:`\lambda_{\min}` path."""
     lf = _lf()
@@ -267,9 +293,11 @@ def three_layer_explorer(hs=(4, 32), ns=(1, 5)):
     """Explorer: widths and input dimension of a Fan_out three-layer net -> Delta*, flow."""
     from ._core import Explorer, Slider
 
+    checks = three_layer_compute.checks
+    hs, ns = grid_values("hs", hs, checks["h"]), grid_values("ns", ns, checks["n"])
     return Explorer(three_layer_compute, three_layer_draw,
-                    [Slider("h", tuple(int(v) for v in hs), label="width h₁ = h₂", default=int(hs[-1])),
-                     Slider("n", tuple(int(v) for v in ns), label="input dimension n", default=int(ns[0]))],
+                    [Slider("h", hs, label="width h₁ = h₂", default=int(hs[-1])),
+                     Slider("n", ns, label="input dimension n", default=int(ns[0]))],
                     title="Three layers: Δ* against the flow (Fan_out init, m = 1)",
                     caption="Δ* is a uniform lower bound on λ_min along the flow. In these frames it is within "
                             "a factor 2 of min λ_min for n = 1, and far below it for n = 5 at width 32.",
@@ -283,6 +311,7 @@ def _depth_weights(L, eps, n=2, width=2, seed=0):
     return lf.init.unimodal(dims, int(L), [float(eps)] * (int(L) - 1), seed=seed)
 
 
+@checked(L=count(1, 10), eps=number(0, 10), n=count(1, 10), t_end=number(0, 100, above=True), seed=seed)
 def depth_compute(L=4, eps=0.4, *, n=2, t_end=3.0, seed=0):
     r"""One depth: the flow of a unimodal network with :math:`D_l=\epsilon I` and its Theorem 3 bound."""
     lf = _lf()
@@ -292,7 +321,9 @@ def depth_compute(L=4, eps=0.4, *, n=2, t_end=3.0, seed=0):
     traj = lf.gradient_flow(Ws, loss, t_end=t_end, t_eval=t, save=("loss",), rtol=1e-7,
                             atol=1e-12, loss_tol=1e-13, throw=False)
     a = _f(lf.bounds.unimodal(Ws))
-    return {"L": int(L), "eps": float(eps), "t": _host(traj.t), "loss": _host(traj.loss),
+    reached = np.asarray(traj.saved)  # the run stops at loss_tol: the save points after it are not reached
+    t = t[reached]
+    return {"L": int(L), "eps": float(eps), "t": _host(traj.t)[reached], "loss": _host(traj.loss)[reached],
             "bound": _host(lf.bounds.loss_curve(t, _f(traj.loss[0]), a, loss.gamma)), "alpha": a}
 
 
@@ -310,9 +341,11 @@ def depth_explorer(Ls=(2, 4, 6), epss=(0.3, 0.6)):
     """Explorer: depth and per-layer imbalance -> loss against the Theorem 3 guarantee."""
     from ._core import Explorer, Slider
 
+    checks = depth_compute.checks
+    Ls, epss = grid_values("Ls", Ls, checks["L"], at_least=2), grid_values("epss", epss, checks["eps"])
     return Explorer(depth_compute, depth_draw,
-                    [Slider("L", tuple(int(v) for v in Ls), label="depth L", default=int(Ls[1])),
-                     Slider("eps", tuple(float(v) for v in epss), label="imbalance ε",
+                    [Slider("L", Ls, label="depth L", default=int(Ls[1])),
+                     Slider("eps", epss, label="imbalance ε",
                             default=float(epss[0]), fmt="{:.2g}")],
                     title="Depth: the super-exponential guarantee ε^(L-1) (L-1)!",
                     caption="Gradient flow from unimodal weights with D_l = εI (l* = L).",
@@ -332,6 +365,7 @@ def classification_data(N=20, n=3, seed=0):
     return X, y
 
 
+@checked(std=number(0, 10, above=True), h=count(1, 64), t_end=number(1e-2, 1000, above=True), seed=seed)
 def classification_compute(std=1.0, *, h=6, t_end=100.0, seed=0):
     r"""Two-layer flow on the exponential loss: loss against Theorem 4 with :math:`\alpha=\underline\Delta`."""
     lf = _lf()
@@ -361,8 +395,9 @@ def classification_explorer(stds=(0.5, 1.0, 2.0)):
     """Explorer: init scale -> exponential-loss flow against the O(1/t) bound of Theorem 4."""
     from ._core import Explorer, Slider
 
+    stds = grid_values("stds", stds, classification_compute.checks["std"], at_least=2)
     return Explorer(classification_compute, classification_draw,
-                    [Slider("std", tuple(float(v) for v in stds), label="init std",
+                    [Slider("std", stds, label="init std",
                             default=float(stds[1]), fmt="{:.2g}")],
                     title="Classification: the O(1/t) rate of Theorem 4",
                     caption="Larger weights give a larger imbalance gap and a faster guaranteed rate.",
@@ -370,6 +405,7 @@ def classification_explorer(stds=(0.5, 1.0, 2.0)):
 
 
 # ------------------------------------------------------------------------------- errata
+@checked(n=count(1, 20), m=count(1, 20), h=count(1, 64), samples=count(1, 5000), seed=seed)
 def lemma3_compute(n=3, m=1, *, h=6, samples=200, seed=0):
     """Lemma 3, printed vs corrected, on random two-layer nets of shape ``(n, h, m)``."""
     lf = _lf()
@@ -406,9 +442,11 @@ def lemma3_explorer(ns=(1, 2, 3), ms=(1, 2, 3)):
     """Explorer: (n, m) -> printed vs corrected Lemma 3 on random two-layer networks."""
     from ._core import Explorer, Slider
 
+    checks = lemma3_compute.checks
+    ns, ms = grid_values("ns", ns, checks["n"], at_least=3), grid_values("ms", ms, checks["m"])
     return Explorer(lemma3_compute, lemma3_draw,
-                    [Slider("n", tuple(int(v) for v in ns), label="n", default=int(ns[2])),
-                     Slider("m", tuple(int(v) for v in ms), label="m", default=int(ms[0]))],
+                    [Slider("n", ns, label="n", default=int(ns[2])),
+                     Slider("m", ms, label="m", default=int(ms[0]))],
                     title="Erratum E2: the pairing in Lemma 3",
                     caption="The printed pairing fails only when n ≠ m.",
                     size=FRAME)
