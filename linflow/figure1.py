@@ -127,6 +127,9 @@ def gd(panel="middle", widths=WIDTHS, n_steps=None, seed=0, *, eta=5e-6, save_ev
     n_steps = default_steps if n_steps is None else integer("n_steps", n_steps, minimum=1)
     every = max(1, n_steps // 250) if save_every is None else integer("save_every", save_every, minimum=1)
     seed = integer("seed", seed, minimum=0)
+    if not isinstance(widths, (list, tuple)) or not widths:
+        raise TypeError("linflow: widths must be a non-empty list of (h_1, h_2) pairs, "
+                        f"got {widths!r}.")
     widths = [_widths("widths", hh) for hh in widths]
     loss = Squared(asarray(Y))
     nets = [_init.gaussian((n, h1, h2, m), "fan_out", seed=seed + i)

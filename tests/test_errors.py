@@ -482,3 +482,11 @@ def test_asymptotic_rate_refuses_to_measure_nothing():
     t = np.linspace(0, 20, 30)
     for scale in (1e-250, 1.0, 1e250):  # e^{-t/scale} sampled at t * scale: rate 1/scale
         assert tx.asymptotic_rate(t * scale, np.exp(-t)) == pytest.approx(1 / scale, rel=1e-9)
+
+
+@pytest.mark.parametrize("widths", [None, (), 3, "32"])
+def test_figure1_gd_widths_must_be_a_list_of_pairs(widths):
+    import linflow.figure1 as f1
+
+    with pytest.raises((TypeError, ValueError), match="linflow: widths"):
+        f1.gd(widths=widths, n_steps=2)
