@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validate import boolean, integer, positive, real
 from .backend import to_numpy
 
 __all__ = ["tail_rate"]
@@ -39,14 +40,21 @@ def tail_rate(t, loss, *, lo=1e-12, hi=1e-6, relative=True, L_star=0.0, min_poin
     :math:`\hat r`, with :math:`\mathcal L-\mathcal L^*\approx Ce^{-\hat rt}` in the window,
     so that ``hat_r / (gamma * alpha) >= 1`` is what eq. (7) predicts asymptotically.
     """
-    t = np.asarray(to_numpy(t), dtype=np.float64)
-    gap = np.asarray(to_numpy(loss), dtype=np.float64) - float(L_star)
+    lo, hi, L_star = positive("lo", lo), positive("hi", hi), real("L_star", L_star)
+    relative, min_points = boolean("relative", relative), integer("min_points", min_points, minimum=2)
+    try:
+        t = np.asarray(to_numpy(t), dtype=np.float64)
+        gap = np.asarray(to_numpy(loss), dtype=np.float64) - L_star
+    except (TypeError, ValueError):
+        raise TypeError("linflow: tail_rate needs arrays of real numbers for t and loss.") from None
     if t.ndim != 1 or gap.ndim < 1 or gap.shape[0] != t.size or t.size < 2:
         raise ValueError(
             f"linflow: tail_rate needs t of shape (S,), S >= 2, and loss of shape (S, ...); got t of "
             f"shape {t.shape} and loss of shape {gap.shape}."
         )
-    if not (0 < lo < hi):
+    if not (np.all(np.isfinite(t)) and np.all(np.diff(t) > 0)):
+        raise ValueError("linflow: tail_rate needs finite, strictly increasing save times t.")
+    if not lo < hi:
         raise ValueError(f"linflow: tail_rate needs 0 < lo < hi; got lo = {lo!r}, hi = {hi!r}.")
     if relative:
         with np.errstate(divide="ignore", invalid="ignore"):

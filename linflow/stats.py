@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from ._validate import boolean, real, real_array
+
 __all__ = ["wilson", "crossing", "power_law"]
 
 #: the 97.5 % quantile of the standard normal, for 95 % two-sided intervals
@@ -28,8 +30,16 @@ def _counts(k, n):
     for name, v in (("k", k), ("n", n)):
         if not np.issubdtype(v.dtype, np.number) or np.any(v != np.floor(v)):
             raise TypeError(f"linflow: wilson needs whole-number counts {name}; got {v!r}.")
+    try:
+        k, n = np.broadcast_arrays(k, n)
+    except ValueError:
+        raise ValueError(f"linflow: wilson needs k and n of shapes that broadcast; got {k.shape} and {n.shape}.") from None
+    if k.size == 0:
+        raise ValueError("linflow: wilson needs at least one count; got empty arrays.")
     if np.any(n < 1) or np.any(k < 0) or np.any(k > n):
         raise ValueError(f"linflow: wilson needs 0 <= k <= n and n >= 1; got k = {k!r}, n = {n!r}.")
+    if np.any(n > 2.0**53):   # counts beyond exact floats (and z^2 n would overflow)
+        raise ValueError(f"linflow: wilson needs counts n <= 2**53; got n = {n!r}.")
     return k.astype(np.float64), n.astype(np.float64)
 
 
@@ -87,11 +97,13 @@ def crossing(x, p, level, *, log=True):
 
     Returns
     -------
-    float: the interpolated crossing point; ``x[0]`` if ``p[0] >= level``; ``nan`` if
-    ``p`` never reaches ``level`` on the grid.
+    float: the interpolated crossing point; ``x[0]`` if ``p[0] >= level``; ``None`` if
+    ``p`` never reaches ``level`` on the grid (no crossing to report; a table of crossings
+    shows it as missing).
     """
-    x = np.asarray(x, dtype=np.float64)
-    p = np.asarray(p, dtype=np.float64)
+    x = real_array(x, "x")
+    p = real_array(p, "p")
+    level, log = real("level", level), boolean("log", log)
     if x.ndim != 1 or x.shape != p.shape or x.size < 1:
         raise ValueError(f"linflow: crossing needs x and p of one shape (S,); got {x.shape} and {p.shape}.")
     if np.any(np.diff(x) <= 0) or (log and np.any(x <= 0)):
@@ -100,7 +112,7 @@ def crossing(x, p, level, *, log=True):
         raise ValueError("linflow: crossing needs finite p.")
     above = np.flatnonzero(p >= level)
     if above.size == 0:
-        return math.nan
+        return None
     j = int(above[0])
     if j == 0:
         return float(x[0])
@@ -118,8 +130,11 @@ def power_law(x, y):
     determination in logs and ``max_rel_err`` the largest :math:`|\hat y/y - 1|`.
     Points with a non-finite or non-positive ``x`` or ``y`` are left out.
     """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
+    try:
+        x = np.asarray(x, dtype=np.float64).ravel()
+        y = np.asarray(y, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise TypeError(f"linflow: power_law needs arrays of real numbers; got {x!r} and {y!r}.") from None
     if x.shape != y.shape:
         raise ValueError(f"linflow: power_law needs x and y of one length; got {x.size} and {y.size}.")
     ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)

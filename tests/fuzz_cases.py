@@ -149,7 +149,8 @@ def cases():
     """``{qualified name: (builder, options)}``; ``builder()`` gives a list of valid :class:`Call`.
 
     options: ``examples`` (fuzz examples, small for slow calls), ``inf_ok`` (the result may
-    hold ``+-inf`` where the docstring says so), ``propagates`` (NaN/inf in, NaN/inf out:
+    hold ``+-inf`` where the docstring says so), ``missing_ok`` (a batched measurement whose
+    docstring says NaN marks a trajectory it could not measure; counted as ``missing``), ``propagates`` (NaN/inf in, NaN/inf out:
     documented pure algebra), ``restore`` (undo a global setting after each call).
     """
     from linflow import bounds as B
@@ -282,6 +283,16 @@ def cases():
     add("linflow.sweep.point_key", lambda: [Call({"seed": 1}), Call({"seed": 1, "h": 3}, {"rtol": 1e-6})])
     add("linflow.sweep.summarize", lambda: [Call(_rows(), "seed", "final_loss")])
     add("linflow.distributed.sweep_time", lambda: [Call(100, 2, 10, t_point=0.01, o_task=0.1)])
+
+    # --- experiments: statistics of sweeps, measured rates
+    add("linflow.stats.wilson", lambda: [Call(3, 10), Call(np.array([0, 5, 10]), np.array([10, 10, 10]))])
+    add("linflow.stats.crossing", lambda: [Call(np.array([1.0, 2.0, 4.0, 8.0]), np.array([0.1, 0.4, 0.7, 0.99]), 0.5),
+                                           Call(np.array([0.0, 1.0, 2.0]), np.array([0.2, 0.6, 1.0]), 0.5,
+                                                log=False)])
+    add("linflow.stats.power_law", lambda: [Call(np.array([1.0, 2.0, 4.0, 8.0]), np.array([3.0, 6.1, 11.8, 24.5]))])
+    add("linflow.rates.tail_rate", lambda: [Call(times(60, 30.0), np.exp(-times(60, 30.0))),
+                                            Call(times(60, 30.0), np.exp(-np.outer(times(60, 30.0), [1.0, 2.0])),
+                                                 lo=1e-10, hi=1e-3)], missing_ok=True)
 
     # --- figure 1
     add("linflow.figure1.left", lambda: [Call(3, 0, dims=(2, 5, 5, 1))], **slow)

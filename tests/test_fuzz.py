@@ -109,14 +109,15 @@ NOT_FIXED: dict = {}
 
 
 def _counts():
-    return dict(calls=0, results=0, clear_errors=0, raw_errors=0, silent_non_finite=0, hangs=0, propagated=0)
+    return dict(calls=0, results=0, clear_errors=0, raw_errors=0, silent_non_finite=0, hangs=0, propagated=0,
+                missing=0)
 
 
 #: tallies of the gated functions, and of those in KNOWN_FAILURES / NOT_FIXED (xfail)
 TALLIES = {"gated": _counts(), "xfail": _counts()}
 COUNTS = TALLIES["gated"]
 TALLY = dict(result="results", clear_error="clear_errors", raw_error="raw_errors",
-             silent_non_finite="silent_non_finite", hang="hangs")
+             silent_non_finite="silent_non_finite", hang="hangs", missing="missing")
 
 
 class Hang(BaseException):
@@ -272,10 +273,15 @@ def test_api_fuzz(name):
         finally:
             if opts.get("restore"):
                 lf.set_backend("numpy")
+        if outcome == "silent_non_finite" and opts.get("missing_ok") and slot is not None \
+                and detail.startswith("NaN"):
+            # a batched measurement whose docstring says NaN marks a trajectory without one
+            # (pandas' missing value): counted apart, never for the valid calls
+            outcome = "missing"
         COUNTS[TALLY[outcome]] += 1
         if slot is None:
             assert outcome == "result", f"{name}: a valid call failed: {detail}"
-        assert outcome in ("result", "clear_error"), f"{name}: {outcome}: {detail}"
+        assert outcome in ("result", "clear_error", "missing"), f"{name}: {outcome}: {detail}"
 
     run()
 
