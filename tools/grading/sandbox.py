@@ -45,6 +45,15 @@ def isolation_available() -> bool:
             and shutil.which("unshare") is not None and shutil.which("setpriv") is not None)
 
 
+def mount_point() -> str:
+    """Where the isolated child sees its scratch folder: ``/tmp``, or ``/mnt`` when the Python
+    running the grader (its prefix, executable or linflow) lives under ``/tmp``, which a mount
+    over ``/tmp`` would hide (``/tmp`` then stays visible, with the grader's folders hidden)."""
+    paths = [sys.prefix, sys.base_prefix, os.path.realpath(sys.executable), *map(str, linflow_dirs())]
+    under = any(Path(p).resolve().is_relative_to("/tmp") for p in paths)
+    return "/mnt" if under and os.path.isdir("/mnt") else "/tmp"
+
+
 def linflow_dirs() -> list[Path]:
     """Folders of the ``linflow`` package this process would import (and the editable
     install's source, if that is another one), found without importing it."""
@@ -115,8 +124,9 @@ class Phase1:
             _stub_package(dirs[0], self.scratch / "linflow", self.banned)
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
-        # isolated, the scratch folder is mounted over /tmp (the child sees only it there)
-        home = "/tmp" if self.isolated else str(self.scratch)
+        # isolated, the scratch folder is mounted over /tmp (the child sees only it there), unless
+        # the Python that runs the child lives under /tmp (a clone in /tmp): then over /mnt
+        home = (mount_point() if self.isolated else str(self.scratch))
         argv = [sys.executable, "-E", "-s", f"{home}/child.py", f"{home}/cells.json",
                 str(req_r), str(rep_w), ",".join(self.banned)]
         # -E -s: no PYTHONPATH, no user site; the script's folder (the stub linflow) comes first
@@ -129,10 +139,11 @@ class Phase1:
             q = shlex.quote
             script = "set -e; " + "".join(
                 f"mount -t tmpfs -o ro,size=4k,mode=0555 none {q(str(p))}; " for p in hide)
-            script += (f"mount --bind {q(str(self.scratch))} /tmp; "
-                       "for d in /var/tmp /dev/shm /home /mnt /media; do "
+            empty = " ".join(d for d in ("/var/tmp", "/dev/shm", "/home", "/mnt", "/media") if d != home)
+            script += (f"mount --bind {q(str(self.scratch))} {home}; "
+                       f"for d in {empty}; do "
                        "if [ -d $d ]; then mount -t tmpfs -o size=64m none $d; fi; done; "
-                       'cd /tmp; exec "$@"')
+                       f'cd {home}; exec "$@"')
             os.chown(self.scratch, NOBODY, NOBODY)
             for p in self.scratch.rglob("*"):
                 os.lchown(p, NOBODY, NOBODY)
