@@ -45,13 +45,16 @@ def isolation_available() -> bool:
             and shutil.which("unshare") is not None and shutil.which("setpriv") is not None)
 
 
-def mount_point() -> str:
-    """Where the isolated child sees its scratch folder: ``/tmp``, or ``/mnt`` when the Python
-    running the grader (its prefix, executable or linflow) lives under ``/tmp``, which a mount
-    over ``/tmp`` would hide (``/tmp`` then stays visible, with the grader's folders hidden)."""
-    paths = [sys.prefix, sys.base_prefix, os.path.realpath(sys.executable), *map(str, linflow_dirs())]
-    under = any(Path(p).resolve().is_relative_to("/tmp") for p in paths)
-    return "/mnt" if under and os.path.isdir("/mnt") else "/tmp"
+def kept_under_tmp() -> list[str]:
+    """The Python installation folders of the grader that lie under ``/tmp`` (a clone in
+    ``/tmp`` with its virtual environment): the isolated child's ``/tmp`` is its scratch folder,
+    and these are bound back into it, read-only, so that its interpreter still runs."""
+    keep = []
+    for p in (sys.prefix, sys.base_prefix):
+        r = Path(p).resolve()
+        if r.is_relative_to("/tmp") and str(r) not in keep:
+            keep.append(str(r))
+    return keep
 
 
 def linflow_dirs() -> list[Path]:
@@ -124,9 +127,9 @@ class Phase1:
             _stub_package(dirs[0], self.scratch / "linflow", self.banned)
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
-        # isolated, the scratch folder is mounted over /tmp (the child sees only it there), unless
-        # the Python that runs the child lives under /tmp (a clone in /tmp): then over /mnt
-        home = (mount_point() if self.isolated else str(self.scratch))
+        # isolated, the scratch folder is mounted over /tmp (the child sees only it there, and
+        # the grader's own Python folders if they lie under /tmp, bound back read-only)
+        home = "/tmp" if self.isolated else str(self.scratch)
         argv = [sys.executable, "-E", "-s", f"{home}/child.py", f"{home}/cells.json",
                 str(req_r), str(rep_w), ",".join(self.banned)]
         # -E -s: no PYTHONPATH, no user site; the script's folder (the stub linflow) comes first
@@ -139,11 +142,18 @@ class Phase1:
             q = shlex.quote
             script = "set -e; " + "".join(
                 f"mount -t tmpfs -o ro,size=4k,mode=0555 none {q(str(p))}; " for p in hide)
-            empty = " ".join(d for d in ("/var/tmp", "/dev/shm", "/home", "/mnt", "/media") if d != home)
-            script += (f"mount --bind {q(str(self.scratch))} {home}; "
-                       f"for d in {empty}; do "
+            keep = kept_under_tmp()
+            if keep:   # staged on a private tmpfs, then bound back inside the new /tmp
+                script += "mount -t tmpfs -o size=64k none /mnt; "
+                for i, k in enumerate(keep):
+                    (self.scratch / Path(k).relative_to("/tmp")).mkdir(parents=True, exist_ok=True)
+                    script += f"mkdir /mnt/keep{i}; mount --bind {q(k)} /mnt/keep{i}; "
+            script += f"mount --bind {q(str(self.scratch))} /tmp; "
+            for i, k in enumerate(keep):
+                script += f"mount --bind /mnt/keep{i} {q(k)}; mount -o remount,bind,ro {q(k)}; "
+            script += ("for d in /var/tmp /dev/shm /home /mnt /media; do "
                        "if [ -d $d ]; then mount -t tmpfs -o size=64m none $d; fi; done; "
-                       f'cd {home}; exec "$@"')
+                       'cd /tmp; exec "$@"')
             os.chown(self.scratch, NOBODY, NOBODY)
             for p in self.scratch.rglob("*"):
                 os.lchown(p, NOBODY, NOBODY)
