@@ -37,6 +37,7 @@ from pathlib import Path
 
 CHILD = Path(__file__).resolve().parent / "child.py"
 NOBODY = 65534
+STAGE = "/mnt"   # inside the new mount namespace: a private tmpfs that stages the bind mounts
 
 
 def isolation_available() -> bool:
@@ -144,13 +145,13 @@ class Phase1:
                 f"mount -t tmpfs -o ro,size=4k,mode=0555 none {q(str(p))}; " for p in hide)
             keep = kept_under_tmp()
             if keep:   # staged on a private tmpfs, then bound back inside the new /tmp
-                script += "mount -t tmpfs -o size=64k none /mnt; "
+                script += f"mount -t tmpfs -o size=64k none {STAGE}; "
                 for i, k in enumerate(keep):
                     (self.scratch / Path(k).relative_to("/tmp")).mkdir(parents=True, exist_ok=True)
-                    script += f"mkdir /mnt/keep{i}; mount --bind {q(k)} /mnt/keep{i}; "
+                    script += f"mkdir {STAGE}/keep{i}; mount --bind {q(k)} {STAGE}/keep{i}; "
             script += f"mount --bind {q(str(self.scratch))} /tmp; "
             for i, k in enumerate(keep):
-                script += f"mount --bind /mnt/keep{i} {q(k)}; mount -o remount,bind,ro {q(k)}; "
+                script += f"mount --bind {STAGE}/keep{i} {q(k)}; mount -o remount,bind,ro {q(k)}; "
             script += ("for d in /var/tmp /dev/shm /home /mnt /media; do "
                        "if [ -d $d ]; then mount -t tmpfs -o size=64m none $d; fi; done; "
                        'cd /tmp; exec "$@"')
