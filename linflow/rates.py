@@ -4,16 +4,19 @@ Corollary 1 (and eq. 7) bound the loss gap by :math:`e^{-\gamma\alpha t}` times 
 the rate a flow actually reaches at the end is the slope of :math:`-\log(\mathcal L-\mathcal L^*)`
 in its tail.  :func:`tail_rate` fits that slope, by least squares, on the saved points whose
 gap lies in a window, for every trajectory of a batch at once (the single-curve helper of the
-chapters is ``linflow.widgets.theory_explorers.asymptotic_rate``).
+chapters, :func:`asymptotic_rate`, works on the absolute gap and falls back to the tail of the
+curve when too few points fall in the window).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ._validate import boolean, integer, positive, real
+from ._validate import boolean, integer, nonnegative, positive, real
 from .backend import to_numpy
 
-__all__ = ["tail_rate"]
+__all__ = ["asymptotic_rate", "tail_rate"]
 
 
 def tail_rate(t, loss, *, lo=1e-12, hi=1e-6, relative=True, L_star=0.0, min_points=3):
@@ -76,3 +79,56 @@ def tail_rate(t, loss, *, lo=1e-12, hi=1e-6, relative=True, L_star=0.0, min_poin
     k, slope = k.reshape(gap.shape[1:]), slope.reshape(gap.shape[1:])
     out = np.where(k >= max(2, int(min_points)), -slope, np.nan)
     return float(out) if out.ndim == 0 else out
+
+
+def _curve(t, loss):
+    """Times and values of one curve as float64 NumPy arrays of one length."""
+    try:
+        t, y = (np.ravel(np.asarray(to_numpy(a), dtype=np.float64)) for a in (t, loss))
+    except (TypeError, ValueError):
+        raise TypeError("linflow: asymptotic_rate needs arrays of real numbers for t and loss.") from None
+    if t.shape != y.shape:
+        raise ValueError(f"linflow: loss has {y.size} values for {t.size} times.")
+    return t, y
+
+
+def asymptotic_rate(t, loss, lo=1e-12, hi=1e-6):
+    r"""Decay rate :math:`-\tfrac{d}{dt}\log\mathcal L` fitted (least squares) where ``lo <= loss <= hi``.
+
+    Falls back to the last third of the positive finite samples when fewer than three
+    fall in the window.  With fewer than three positive finite samples there is no rate to
+    measure: a ``ValueError`` says so (the callers decide what to show instead).
+
+    Parameters
+    ----------
+    t, loss : array
+        Times and loss gaps, shape ``(S,)``.
+    lo, hi : float
+        Window of loss values used for the fit.
+
+    Returns
+    -------
+    float
+    """
+    t, y = _curve(t, loss)
+    lo, hi = nonnegative("lo", lo), positive("hi", hi)
+    if not np.all(np.isfinite(t)):
+        raise ValueError("linflow: the times t must be finite.")
+    ok = np.isfinite(y) & (y > 0)
+    win = ok & (y >= lo) & (y <= hi)
+    if win.sum() < 3:
+        idx = np.flatnonzero(ok)
+        if idx.size < 3:
+            raise ValueError(f"linflow: no decay rate to measure: {idx.size} positive finite loss value(s) "
+                             "(a fit needs at least three).")
+        win = np.zeros_like(ok)
+        win[idx[2 * idx.size // 3:]] = True
+    tw = t[win]
+    span = float(np.ptp(tw))
+    if span == 0:
+        raise ValueError("linflow: no decay rate to measure: the samples of the fit are all at one time.")
+    with np.errstate(over="ignore"):  # the fit in a unit time (times may be tiny or huge), then rescaled
+        rate = -float(np.polyfit((tw - tw[0]) / span, np.log(y[win]), 1)[0]) / span
+    if not math.isfinite(rate):
+        raise ValueError(f"linflow: the decay rate over a time span of {span:g} overflows a float.")
+    return rate

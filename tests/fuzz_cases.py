@@ -338,7 +338,7 @@ def cases():
     add(Wd + "weights", lambda: [Call((3, 4, 2), 0.5), Call((2, 2), 1.0, batch=(2,))])
     add(Wd + "T_spectrum", lambda: [Call(Ws())])
     Te = "linflow.widgets.theory_explorers."
-    add(Te + "asymptotic_rate", lambda: [Call(times(30, 20.0), np.exp(-times(30, 20.0)))])
+    add("linflow.rates.asymptotic_rate", lambda: [Call(times(30, 20.0), np.exp(-times(30, 20.0)))])
     add(Te + "plot_loss_and_bounds", lambda: [Call(theory_fig().axes[0], times(), np.exp(-times()),
                                                    {"b": np.exp(-0.5 * times())})], examples=8)
     theory = {"two_layer": dict(t_end=1.0), "three_layer": dict(h=4, n=2, t_end=1.0),

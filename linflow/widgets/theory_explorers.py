@@ -17,11 +17,10 @@ import math
 
 import numpy as np
 
-from .. import _validate as _v
+from ..rates import asymptotic_rate  # noqa: F401  (the chapters' older spelling)
 from ._core import check_figure, checked, count, draws, grid_values, number, optional, seed
 
 __all__ = [
-    "asymptotic_rate",
     "plot_loss_and_bounds",
     "two_layer_compute",
     "two_layer_draw",
@@ -74,50 +73,6 @@ def _axes(fig, ncols=1):
 
 
 # ------------------------------------------------------------------------------ analysis
-def asymptotic_rate(t, loss, lo=1e-12, hi=1e-6):
-    r"""Decay rate :math:`-\tfrac{d}{dt}\log\mathcal L` fitted (least squares) where ``lo <= loss <= hi``.
-
-    Falls back to the last third of the positive finite samples when fewer than three
-    fall in the window.  With fewer than three positive finite samples there is no rate to
-    measure: a ``ValueError`` says so (the callers decide what to show instead).
-
-    Parameters
-    ----------
-    t, loss : array
-        Times and loss gaps, shape ``(S,)``.
-    lo, hi : float
-        Window of loss values used for the fit.
-
-    Returns
-    -------
-    float
-    """
-    from ..plots._plotters import _host as _numbers, _pair
-
-    t, y = _pair(_numbers(t, "t"), _numbers(loss, "loss"), "loss")
-    lo, hi = _v.nonnegative("lo", lo), _v.positive("hi", hi)
-    if not np.all(np.isfinite(t)):
-        raise ValueError("linflow: the times t must be finite.")
-    ok = np.isfinite(y) & (y > 0)
-    win = ok & (y >= lo) & (y <= hi)
-    if win.sum() < 3:
-        idx = np.flatnonzero(ok)
-        if idx.size < 3:
-            raise ValueError(f"linflow: no decay rate to measure: {idx.size} positive finite loss value(s) "
-                             "(a fit needs at least three).")
-        win = np.zeros_like(ok)
-        win[idx[2 * idx.size // 3:]] = True
-    tw = t[win]
-    span = float(np.ptp(tw))
-    if span == 0:
-        raise ValueError("linflow: no decay rate to measure: the samples of the fit are all at one time.")
-    with np.errstate(over="ignore"):  # the fit in a unit time (times may be tiny or huge), then rescaled
-        rate = -float(np.polyfit((tw - tw[0]) / span, np.log(y[win]), 1)[0]) / span
-    if not math.isfinite(rate):
-        raise ValueError(f"linflow: the decay rate over a time span of {span:g} overflows a float.")
-    return rate
-
-
 def plot_loss_and_bounds(ax, t, loss, bounds, *, label="gradient flow", title=None,
                          xlabel="flow time $t$"):
     """One loss curve (log scale) and dashed bound curves, in the book's style.
