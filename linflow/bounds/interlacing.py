@@ -89,6 +89,20 @@ def _step(alpha, beta, r, tol):
     return np.vstack([Z2 @ Q.T, y[None, :]]), Q @ V2
 
 
+#: the most entries one returned factor may have (a larger request is refused, not allocated)
+MAX_ENTRIES = 2 ** 27
+
+
+def check_size(shape, what):
+    """Refuse a result of more than :data:`MAX_ENTRIES` entries with a clear error."""
+    size = 1
+    for s in shape:
+        size *= int(s)
+    if size > MAX_ENTRIES:
+        raise ValueError(f"linflow: {what} would have shape {tuple(shape)}, more than {MAX_ENTRIES} entries; "
+                         "use smaller dimensions.")
+
+
 def host_spectrum(S, name, tol):
     """Decreasing eigenvalues and eigenvectors of a host matrix; refuses an asymmetric one."""
     if np.max(np.abs(S - S.T)) > tol:
@@ -160,6 +174,7 @@ def interlacing_converse(A, B, r):
                          f"got {tuple(A.shape)} and {tuple(B.shape)}.")
     check_power(A, "A", 2)
     check_power(B, "B", 2)
+    check_size(tuple(A.shape[:-2]) + (r, A.shape[-1]), "Z (r x k)")
     a_host = np.asarray(to_numpy(A), dtype=np.float64)
     b_host = np.asarray(to_numpy(B), dtype=np.float64)
     k = A.shape[-1]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._validate import check_matrix, check_power, integer
 from ._common import device, eig_desc, like, mT, weights
-from .interlacing import check_interlacing, converse_diag, host_spectrum, host_tolerance
+from .interlacing import check_interlacing, check_size, converse_diag, host_spectrum, host_tolerance
 from ..backend import namespace, to_numpy
 
 __all__ = ["wedge", "D_bar", "deltas", "delta_star", "delta_star_from", "lemma_g1", "tight_weights"]
@@ -219,6 +219,8 @@ def _check_pair(D21, D23, n, m):
                          f"and {tuple(D23.shape)}.")
     if str(D21.dtype) != str(D23.dtype):
         raise TypeError(f"linflow: D21 and D23 must share one dtype; got {D21.dtype} and {D23.dtype}.")
+    check_size(tuple(D21.shape[:-2]) + (n, D21.shape[-1]), "W_1 (n x h_1)")
+    check_size(tuple(D23.shape[:-2]) + (D23.shape[-1], m), "W_3 (h_2 x m)")
     return (np.asarray(to_numpy(D21), dtype=np.float64), np.asarray(to_numpy(D23), dtype=np.float64),
             n, m)
 
