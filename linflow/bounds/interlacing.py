@@ -18,7 +18,7 @@ import numpy as np
 
 from .._validate import check_matrix, check_power, integer
 from ..backend import namespace, to_numpy
-from ._common import like
+from ._common import like, wedge_values
 
 __all__ = ["interlacing_converse"]
 
@@ -53,15 +53,8 @@ def rank_one_converse(alpha, mu, tol):
     return y
 
 
-def wedge_values(alpha, beta, r):
-    r"""Diagonal of :math:`A\wedge_rB` (Definition 1) from decreasing host spectra."""
-    k = alpha.shape[0]
-    shifted = np.concatenate([np.full(min(r - 1, k), np.inf), beta])[:k]
-    return np.minimum(alpha, shifted)
-
-
 def converse_diag(alpha, beta, r, tol):
-    r"""``Z`` (``r x k``) and orthogonal ``V`` with :math:`\mathrm{diag}(\alpha) - Z^\top Z = V\mathrm{diag}(\beta)V^\top`.
+    r"""``Z`` (``r x k``), orthogonal ``V``: :math:`\mathrm{diag}(\alpha) - Z^\top Z = V\mathrm{diag}(\beta)V^\top`.
 
     ``alpha``, ``beta`` decreasing with :math:`\mathrm{diag}(\alpha)\succeq_r\mathrm{diag}(\beta)`.
     The last row ``y`` of ``Z`` satisfies
@@ -79,7 +72,7 @@ def converse_diag(alpha, beta, r, tol):
 
 
 def _step(alpha, beta, r, tol):
-    mu = wedge_values(alpha, beta, r)
+    mu = wedge_values(np, alpha, beta, r)
     y = rank_one_converse(alpha, mu, tol)
     _, Q = np.linalg.eigh(np.diag(alpha) - np.outer(y, y))
     Q = Q[:, ::-1]  # eigenvectors for mu_1 >= mu_2 >= ...

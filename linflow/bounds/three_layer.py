@@ -17,25 +17,11 @@ import numpy as np
 
 from .._validate import check_matrix, check_power, integer
 from ._common import device, eig_desc, like, mT, weights
+from ._common import wedge_values as _wedge_values
 from .interlacing import check_interlacing, check_size, converse_diag, host_spectrum, host_tolerance
 from ..backend import namespace, to_numpy
 
 __all__ = ["wedge", "D_bar", "deltas", "delta_star", "delta_star_from", "lemma_g1", "tight_weights"]
-
-
-def _wedge_values(xp, a, b, r):
-    r"""Diagonal of :math:`A\wedge_rB` from decreasing spectra ``a`` (of A) and ``b`` (of B)."""
-    h = a.shape[-1]
-    shift = r - 1  # entry i (1-based) pairs with b_{i+1-r}
-    if shift >= h:
-        return a
-    if shift <= 0:
-        if shift < 0:
-            raise ValueError(f"linflow: the wedge index r must be >= 1; got {r}.")
-        return xp.minimum(a, b)
-    inf = xp.full(tuple(b.shape[:-1]) + (shift,), math.inf, dtype=b.dtype, device=device(b))
-    bs = xp.concat([inf, b[..., : h - shift]], axis=-1)
-    return xp.minimum(a, bs)
 
 
 def _diag(xp, v):
