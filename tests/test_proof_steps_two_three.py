@@ -361,6 +361,19 @@ def test_rank_one_converse(k, seed):
             y[i] = np.sqrt((a[t] - c[t]) * np.prod(factors))
         lam = eig_desc(np.diag(alpha) - np.outer(y, y))
         assert np.allclose(lam, mu, atol=tol(alpha, mu) * k)
+        if not ties:  # the polynomial identities of the proof (distinct alpha)
+            p = lambda x: np.prod(alpha - x)  # noqa: E731
+            q = lambda x: np.prod(mu - x)  # noqa: E731
+            p_i = lambda i, x: np.prod(np.delete(alpha, i) - x)  # noqa: E731
+            for x in rng.uniform(-3, 3, 4):  # det(diag(alpha) - yy^T - xI) = p - sum y_i^2 p_i
+                det = np.linalg.det(np.diag(alpha - x) - np.outer(y, y))
+                terms = [y[i] ** 2 * p_i(i, x) for i in range(k)]
+                rhs = p(x) - sum(terms)
+                scale = 1 + abs(p(x)) + sum(abs(v) for v in terms)
+                assert abs(det - rhs) <= tol(alpha, mu, y * y) * scale
+            for i in range(k):  # (p - q)(alpha_i) = y_i^2 p_i(alpha_i)
+                lhs, rhs = p(alpha[i]) - q(alpha[i]), y[i] ** 2 * p_i(i, alpha[i])
+                assert abs(lhs - rhs) <= tol(alpha, mu) * (1 + abs(q(alpha[i])))
 
 
 def random_interlaced(rng, k, r):
