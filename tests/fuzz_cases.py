@@ -96,6 +96,19 @@ def sym(n=3, seed=2):
     return A + A.T
 
 
+def pair21_23(dims, batch=()):
+    """The imbalances (D21, D23) of random three-layer weights, with n and m."""
+    W1, W2, W3 = Ws(dims, seed=4, batch=batch)
+    tr = lambda a: np.swapaxes(a, -1, -2)  # noqa: E731
+    return W2 @ tr(W2) - tr(W1) @ W1, tr(W2) @ W2 - W3 @ tr(W3), dims[0], dims[-1]
+
+
+def rank_update(k, r):
+    """(A, B) with A - B positive semidefinite of rank r: A >=_r B."""
+    Z = rng(7).normal(size=(r, k))
+    return sym(k), sym(k) - Z.T @ Z
+
+
 def squared(n=3, m=2):
     return lf.losses.Squared(Y(n, m))
 
@@ -231,6 +244,8 @@ def cases():
     add(Bn + "wedge", lambda: [Call(sym(3), sym(3, 5), 1), Call(sym(2), sym(2, 5), 2)])
     add(Bn + "D_bar", lambda: [Call(sym(3), sym(3, 5))])
     add(Bn + "delta_star_from", lambda: [Call(sym(3), sym(3, 5), 2, 1)], inf_ok=True)
+    add(Bn + "tight_weights", lambda: [Call(*pair21_23((2, 3, 4, 1))), Call(*pair21_23((3, 2, 2, 2), batch=(2,)))])
+    add(Bn + "interlacing_converse", lambda: [Call(*rank_update(4, 2), 2), Call(*rank_update(3, 4), 4)])
     add(Bn + "diagonal_rate", lambda: [Call(rng(6).normal(size=(3, 2))), Call(rng(6).normal(size=(3, 2)), np.ones(2))],
         inf_ok=True)
     add(Bn + "scalar_ideal", lambda: [Call(np.array([0.5, 1.0, 1.5])), Call(np.array([0.5, 1.0]), 2.0, iters=50)],

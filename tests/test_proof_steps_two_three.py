@@ -4,7 +4,10 @@ Chapter 5 (two layers): the exact formula for lambda_min(T), the one-factor boun
 (steps F3, the bound on z_1^2, the key estimate, sigma_n^2 <= (a - d_+)(a + delta_-)) and its
 transposed twin, and their sum, which is the corrected Lemma 3.
 Chapter 6 (three layers): Lemma G.1, both inequalities of Lemma G.6 (with the rank-one split of
-their proof), and the chain of Theorem 2 (g >= the middle-layer bound >= Delta*).
+their proof), and the chain of Theorem 2 (g >= the middle-layer bound >= Delta*); then the
+attainment of Theorem 2: the converse of rank-one interlacing (its formula and the ties), the
+wedge between A and B (Lemma G.8), equality in Lemma G.6 (Lemma G.7), and each step of the
+attainment proposition (which pairs are imbalances, the construction, lambda_min(T) = Delta*).
 
 Shapes include n != m, h < n + m and h >= n + m; several seeds.  Both sides of each inequality
 are computed independently (linflow's bounds, or plain NumPy for the elementary steps) and
@@ -317,3 +320,172 @@ def test_dbar_convention_for_unequal_middle_widths(shape, seed):
         assert np.all(eig_desc(W2.T @ W2) >= zero_pad[:h2] - tol(W2.T @ W2, a, b))
         lam, ds = float(lf.lambda_min(Ws)), float(lf.bounds.delta_star(Ws))
         assert lam >= ds - tol(lam, ds)
+
+
+# ------------------------------------------------- chapter 6: the bound is attained
+def interlacing_pair(rng, k, ties):
+    """Decreasing alpha and mu with alpha_1 >= mu_1 >= alpha_2 >= ... >= alpha_k >= mu_k."""
+    alpha = np.sort(rng.standard_normal(k))[::-1]
+    if ties:
+        alpha = np.sort(np.round(alpha))[::-1]  # runs of equal values
+    lower = np.r_[alpha[1:], alpha[-1] - 1.0]
+    mu = lower + rng.uniform(0, 1, k) * (alpha - lower)
+    if ties:  # some mu at an end of its interval
+        pick = rng.random(k)
+        mu = np.where(pick < 0.3, alpha, np.where(pick > 0.7, lower, mu))
+    return alpha, mu
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("k", [1, 2, 5, 8])
+def test_rank_one_converse(k, seed):
+    """Lemma (converse of rank-one interlacing): with distinct alpha, every factor of the
+    product is >= 0 and the formula's y gives diag(alpha) - y y^T the spectrum mu; with runs of
+    equal alpha the run forces mu_i = ... = mu_{i+s-1} = alpha_i, the shortened lists interlace,
+    and y (zero on the deleted indices) still gives mu."""
+    rng = np.random.default_rng(10 * k + seed)
+    for trial in range(30):
+        ties = trial % 2 == 1
+        alpha, mu = interlacing_pair(rng, k, ties)
+        keep = [0] + [i for i in range(1, k) if alpha[i] < alpha[i - 1]]
+        ends = keep[1:] + [k]
+        for i0, i1 in zip(keep, ends):  # the run i0..i1-1 forces mu_{i0..i1-2} = alpha_{i0}
+            assert np.all(mu[i0:i1 - 1] == alpha[i0])
+        a = alpha[keep]
+        c = np.array([mu[e - 1] for e in ends])
+        assert np.all(a[:-1] >= c[:-1]) and np.all(c[:-1] >= a[1:]) and a[-1] >= c[-1]
+        y = np.zeros(k)
+        for t, i in enumerate(keep):
+            factors = [(a[t] - c[j]) / (a[t] - a[j]) for j in range(len(a)) if j != t]
+            assert all(f >= 0 for f in factors)
+            y[i] = np.sqrt((a[t] - c[t]) * np.prod(factors))
+        lam = eig_desc(np.diag(alpha) - np.outer(y, y))
+        assert np.allclose(lam, mu, atol=tol(alpha, mu) * k)
+        if not ties:  # the polynomial identities of the proof (distinct alpha)
+            p = lambda x: np.prod(alpha - x)  # noqa: E731
+            q = lambda x: np.prod(mu - x)  # noqa: E731
+            p_i = lambda i, x: np.prod(np.delete(alpha, i) - x)  # noqa: E731
+            for x in rng.uniform(-3, 3, 4):  # det(diag(alpha) - yy^T - xI) = p - sum y_i^2 p_i
+                det = np.linalg.det(np.diag(alpha - x) - np.outer(y, y))
+                terms = [y[i] ** 2 * p_i(i, x) for i in range(k)]
+                rhs = p(x) - sum(terms)
+                scale = 1 + abs(p(x)) + sum(abs(v) for v in terms)
+                assert abs(det - rhs) <= tol(alpha, mu, y * y) * scale
+            for i in range(k):  # (p - q)(alpha_i) = y_i^2 p_i(alpha_i)
+                lhs, rhs = p(alpha[i]) - q(alpha[i]), y[i] ** 2 * p_i(i, alpha[i])
+                assert abs(lhs - rhs) <= tol(alpha, mu) * (1 + abs(q(alpha[i])))
+
+
+def random_interlaced(rng, k, r):
+    """A >=_r B from a rank-r positive update (Weyl, Lemma G.3), A positive semidefinite."""
+    G = rng.standard_normal((k, k + rng.integers(-2, 3)))
+    A = G @ G.T * rng.uniform(0.2, 2.0)
+    if rng.random() < 0.3:  # repeated eigenvalues (and 0), still positive semidefinite
+        Q = np.linalg.qr(rng.standard_normal((k, k)))[0]
+        A = Q @ np.diag(np.round(eig_desc(A))) @ Q.T
+    Z = rng.standard_normal((r, k)) * rng.uniform(0.2, 2.0)
+    return A, A - Z.T @ Z
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("k,r", [(6, 1), (6, 2), (7, 3), (5, 5), (4, 6)])
+def test_wedge_lies_between_A_and_B(k, r, seed):
+    """Lemma G.8, as proved: alpha_{i+1} <= mu_i <= alpha_i and mu_{i+r-1} <= beta_i <= mu_i."""
+    rng = np.random.default_rng(7 * k + r + seed)
+    for _ in range(25):
+        A, B = random_interlaced(rng, k, r)
+        alpha, beta = eig_desc(A), eig_desc(B)
+        mu = wedge_diag(A, B, r)
+        t = tol(A, B)
+        assert np.all(np.diff(mu) <= t)
+        assert np.all(mu <= alpha + t) and np.all(mu[:-1] >= alpha[1:] - t)
+        assert np.all(beta <= mu + t)
+        if 2 <= r <= k:
+            assert np.all(mu[r - 1:] <= beta[: k - r + 1] + t)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("k,r", [(6, 1), (6, 2), (7, 3), (5, 5), (9, 4)])
+def test_lemma_g7_equality(k, r, seed):
+    """The converse lemma's Z: A - Z^T Z = V B V^T; its last row y gives A - y y^T the spectrum
+    of the wedge; |y|^2 = E(mu), 2 y^T A y = Phi(mu) (the traces); and both inequalities of
+    Lemma G.6 are equalities, with e_r an eigenvector of ZZ^T and ZAZ^T for their smallest
+    eigenvalues."""
+    rng = np.random.default_rng(11 * k + r + seed)
+    for _ in range(20):
+        A, B = random_interlaced(rng, k, r)
+        Z, V = (np.asarray(X) for X in lf.bounds.interlacing_converse(A, B, r))
+        t = tol(A, B, Z.T @ Z)
+        assert np.allclose(A - Z.T @ Z, V @ B @ V.T, atol=t)
+        E, Phi, mu, alpha = g6_sides(A, B, r)
+        y = Z[-1]
+        assert np.allclose(eig_desc(A - np.outer(y, y)), mu, atol=t)
+        A1 = A - np.outer(y, y)
+        assert abs(np.trace(A1 @ A1) - (np.trace(A @ A) - 2 * y @ A @ y + (y @ y) ** 2)) <= t * (1 + np.trace(A @ A))
+        assert abs(y @ y - E) <= t and abs(2 * y @ A @ y - Phi) <= t * (1 + abs(Phi))
+        ZZ, ZAZ = Z @ Z.T, Z @ A @ Z.T
+        assert abs(eig_desc(ZZ)[-1] - E) <= t and abs(2 * eig_desc(ZAZ)[-1] - Phi) <= t * (1 + abs(Phi))
+        e = np.eye(r)[-1]
+        for M in (ZZ, ZAZ):  # e_r is an eigenvector for lambda_min, up to round-off in the
+            # form |(M - lambda_min) e|^2 <= ||M - lambda_min|| e^T (M - lambda_min) e
+            lam = eig_desc(M)
+            res = M @ e - lam[-1] * e
+            assert res @ res <= (lam[0] - lam[-1]) * (e @ M @ e - lam[-1]) + t * (1 + lam[0]) ** 2
+            assert abs(e @ M @ e - lam[-1]) <= t * (1 + lam[0])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("shape", THREE_LAYER_SHAPES + [(3, 2, 5, 1), (1, 4, 2, 5), (4, 3, 3, 4)])
+def test_attainment_proposition_steps(shape, seed):
+    """Necessity of (a) and (b) on random weights; the construction: S S^T = D-bar_h1,
+    S^T S = D-bar_h2, the imbalances, the four Gram matrices of g, E = u v^T with
+    <T E, E> = g = Delta*, and lambda_min(T) = Delta*."""
+    n, h1, h2, m = shape
+    k = min(h1, h2)
+    for Ws in three_layer_draws(shape, seed, count=10):
+        W1, W2, W3 = Ws
+        D21, D23 = W2 @ W2.T - W1.T @ W1, W2.T @ W2 - W3 @ W3.T
+        a, b = eig_desc(D21), eig_desc(D23)
+        d1, d3 = (np.diag(np.asarray(M)) for M in lf.bounds.D_bar(D21, D23))
+        t = tol(D21, D23)
+        # (b): lambda_i(D21) <= 0 for i > h2 and lambda_i(D23) <= 0 for i > h1; D-bar is 0 there
+        assert np.all(a[k:] <= t) and np.all(b[k:] <= t)
+        assert np.all(np.abs(d1[k:]) <= t) and np.all(np.abs(d3[k:]) <= t)
+        # (a): D-bar_h1 >=_n D21 and D-bar_h2 >=_m D23
+        assert np.all(a <= d1 + t) and np.all(d1[n:] <= a[: max(h1 - n, 0)] + t)
+        assert np.all(b <= d3 + t) and np.all(d3[m:] <= b[: max(h2 - m, 0)] + t)
+        # the construction, step by step
+        d = d1[:k]
+        S = np.zeros((h1, h2))
+        S[:k, :k] = np.diag(np.sqrt(np.maximum(d, 0)))
+        assert np.allclose(S @ S.T, np.diag(d1), atol=t) and np.allclose(S.T @ S, np.diag(d3), atol=t)
+        Z1, V1 = (np.asarray(X) for X in lf.bounds.interlacing_converse(np.diag(d1), D21, n))
+        Z3, V3 = (np.asarray(X) for X in lf.bounds.interlacing_converse(np.diag(d3), D23, m))
+        T1, T2, T3 = Z1 @ V1, V1.T @ S @ V3, V3.T @ Z3.T
+        assert np.allclose(T2 @ T2.T - T1.T @ T1, D21, atol=t)
+        assert np.allclose(T2.T @ T2 - T3 @ T3.T, D23, atol=t)
+        assert np.allclose(T1 @ T1.T, Z1 @ Z1.T, atol=t)
+        assert np.allclose(T1 @ T2 @ T2.T @ T1.T, Z1 @ np.diag(d1) @ Z1.T, atol=t * (1 + d1.max()))
+        # the common eigenvectors u, v and g = Delta*
+        q = lf.bounds.deltas((T1, T2, T3))
+        q = {key: float(v) for key, v in q.items()}
+        if n > h1:
+            assert q["Delta_21"] == 0 and q["Delta_21_2"] == 0
+            u = np.linalg.svd(T1.T)[2][-1]  # a unit vector of ker W_1^T
+            assert np.allclose(T1.T @ u, 0, atol=t)
+        else:
+            u = np.eye(n)[-1]
+        v = np.linalg.svd(T3)[2][-1] if m > h2 else np.eye(m)[-1]
+        for M, w in ((T1 @ T1.T, u), (T1 @ T2 @ T2.T @ T1.T, u), (T3.T @ T3, v),
+                     (T3.T @ T2.T @ T2 @ T3, v)):  # w: a unit eigenvector for lambda_min
+            lam = eig_desc(M)
+            assert abs(w @ M @ w - lam[-1]) <= t * (1 + lam[0]) ** 2
+        assert abs(eig_desc(T1 @ T1.T)[-1] - q["Delta_21"]) <= t
+        E = np.outer(u, v)
+        TE = np.asarray(lf.T_matrix((T1, T2, T3))) @ E.reshape(-1, order="F")
+        ds = float(lf.bounds.delta_star((T1, T2, T3)))
+        g = g_of((T1, T2, T3))
+        big = t * (1 + abs(ds)) * (1 + np.abs(D21).max() + np.abs(D23).max())
+        assert abs(float(E.reshape(-1, order="F") @ TE) - g) <= big
+        assert abs(g - ds) <= big
+        assert abs(float(lf.lambda_min((T1, T2, T3))) - ds) <= big

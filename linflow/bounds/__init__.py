@@ -10,7 +10,8 @@ message names the hypothesis.
 two layers (§4.1)                 :func:`spread_gap`, :func:`lemma3`, :func:`two_layer`,
                                   :func:`margin`, :func:`margins`
 three layers (§4.2)               :func:`wedge`, :func:`D_bar`, :func:`deltas`, :func:`delta_star`,
-                                  :func:`delta_star_from`, :func:`lemma_g1`
+                                  :func:`delta_star_from`, :func:`lemma_g1`,
+                                  :func:`tight_weights`, :func:`interlacing_converse`
 deep (§4.3)                       :func:`unimodal_index`, :func:`cumulative_imbalance`,
                                   :func:`is_homogeneous`, :func:`unimodal` (18),
                                   :func:`homogeneous` (19), :func:`corollary2`
@@ -33,7 +34,8 @@ from .deep import (
     unimodal_indices,
 )
 from .prior import arora, diagonal_rate, is_balanced, min2021, scalar_ideal, tarmoun, yun
-from .three_layer import D_bar, delta_star, delta_star_from, deltas, lemma_g1, wedge
+from .interlacing import interlacing_converse
+from .three_layer import D_bar, delta_star, delta_star_from, deltas, lemma_g1, tight_weights, wedge
 from .two_layer import lemma3, margin, margins, spread_gap, two_layer
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "deltas",
     "diagonal_rate",
     "homogeneous",
+    "interlacing_converse",
     "is_balanced",
     "is_homogeneous",
     "lemma3",
@@ -60,6 +63,7 @@ __all__ = [
     "scalar_ideal",
     "spread_gap",
     "tarmoun",
+    "tight_weights",
     "two_layer",
     "unimodal",
     "unimodal_index",

@@ -7,6 +7,8 @@ for the ``[.]_+``-clipped eigenvalues of an imbalance the value is 0.
 """
 from __future__ import annotations
 
+import math
+
 import array_api_compat
 import numpy as np
 
@@ -43,6 +45,21 @@ def eig_desc(xp, A):
     """Eigenvalues of symmetric ``A`` in decreasing order, shape ``(..., h)``."""
     A = 0.5 * (A + mT(xp, A))
     return xp.flip(xp.linalg.eigvalsh(A), axis=-1)
+
+
+def wedge_values(xp, a, b, r):
+    r"""Diagonal of :math:`A\wedge_rB` from decreasing spectra ``a`` (of A) and ``b`` (of B)."""
+    h = a.shape[-1]
+    shift = r - 1  # entry i (1-based) pairs with b_{i+1-r}
+    if shift >= h:
+        return a
+    if shift <= 0:
+        if shift < 0:
+            raise ValueError(f"linflow: the wedge index r must be >= 1; got {r}.")
+        return xp.minimum(a, b)
+    inf = xp.full(tuple(b.shape[:-1]) + (shift,), math.inf, dtype=b.dtype, device=device(b))
+    bs = xp.concat([inf, b[..., : h - shift]], axis=-1)
+    return xp.minimum(a, bs)
 
 
 def pick(xp, v, k, fill=0.0):

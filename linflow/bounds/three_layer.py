@@ -13,26 +13,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .._validate import check_matrix, check_power, integer
-from ._common import device, eig_desc, mT, weights
-from ..backend import namespace
+from ._common import device, eig_desc, like, mT, weights
+from ._common import wedge_values as _wedge_values
+from .interlacing import check_interlacing, check_size, converse_diag, host_spectrum, host_tolerance
+from ..backend import namespace, to_numpy
 
-__all__ = ["wedge", "D_bar", "deltas", "delta_star", "delta_star_from", "lemma_g1"]
-
-
-def _wedge_values(xp, a, b, r):
-    r"""Diagonal of :math:`A\wedge_rB` from decreasing spectra ``a`` (of A) and ``b`` (of B)."""
-    h = a.shape[-1]
-    shift = r - 1  # entry i (1-based) pairs with b_{i+1-r}
-    if shift >= h:
-        return a
-    if shift <= 0:
-        if shift < 0:
-            raise ValueError(f"linflow: the wedge index r must be >= 1; got {r}.")
-        return xp.minimum(a, b)
-    inf = xp.full(tuple(b.shape[:-1]) + (shift,), math.inf, dtype=b.dtype, device=device(b))
-    bs = xp.concat([inf, b[..., : h - shift]], axis=-1)
-    return xp.minimum(a, bs)
+__all__ = ["wedge", "D_bar", "deltas", "delta_star", "delta_star_from", "lemma_g1", "tight_weights"]
 
 
 def _diag(xp, v):
@@ -201,3 +190,102 @@ def lemma_g1(Ws):
     A = W1 @ W2
     B = W2 @ W3
     return lo(A @ mT(xp, A)) + lo(W1 @ mT(xp, W1)) * lo(mT(xp, W3) @ W3) + lo(mT(xp, B) @ B)
+
+
+def _check_pair(D21, D23, n, m):
+    """Validated host copies of ``(D21, D23)``, ``n``, ``m`` for :func:`tight_weights`."""
+    namespace(check_matrix(D21, "D21"), check_matrix(D23, "D23"))
+    n, m = integer("n", n, minimum=1), integer("m", m, minimum=1)
+    for S, name in ((D21, "D21"), (D23, "D23")):
+        if S.shape[-1] != S.shape[-2]:
+            raise ValueError(f"linflow: {name} must be square; got shape {tuple(S.shape)}.")
+        check_power(S, name, 2)
+    if tuple(D21.shape[:-2]) != tuple(D23.shape[:-2]):
+        raise ValueError(f"linflow: D21 and D23 must share their batch shape; got {tuple(D21.shape)} "
+                         f"and {tuple(D23.shape)}.")
+    if str(D21.dtype) != str(D23.dtype):
+        raise TypeError(f"linflow: D21 and D23 must share one dtype; got {D21.dtype} and {D23.dtype}.")
+    check_size(tuple(D21.shape[:-2]) + (n, D21.shape[-1]), "W_1 (n x h_1)")
+    check_size(tuple(D23.shape[:-2]) + (D23.shape[-1], m), "W_3 (h_2 x m)")
+    return (np.asarray(to_numpy(D21), dtype=np.float64), np.asarray(to_numpy(D23), dtype=np.float64),
+            n, m)
+
+
+def _tight_one(D21, D23, n, m, dtype):
+    """One unbatched instance of :func:`tight_weights` on the host."""
+    h1, h2 = D21.shape[0], D23.shape[0]
+    k = min(h1, h2)
+    tol = host_tolerance(dtype, D21, D23)
+    a, U1 = host_spectrum(D21, "D21", tol)
+    b, U3 = host_spectrum(D23, "D23", tol)
+    d = np.maximum(np.maximum(a[:k], b[:k]), 0.0)
+    for tail, name, h in ((a[k:], "D21", h2), (b[k:], "D23", h1)):
+        if tail.size and tail[0] > tol:
+            raise ValueError(
+                f"linflow: (D21, D23) are not the imbalances of any weights: W_2 has rank at most "
+                f"min(h_1, h_2) = {k}, so lambda_i({name}) <= 0 for i > {h}; got "
+                f"lambda_{k + 1}({name}) = {tail[0]:.6g}.")
+    d1 = np.concatenate([d, np.zeros(h1 - k)])
+    d3 = np.concatenate([d, np.zeros(h2 - k)])
+    why = "(D21, D23) are not the imbalances of any weights: they need D_bar_{h} >=_r D"
+    a = check_interlacing(d1, a, n, tol, f"{why} with r = n, D = D21")
+    b = check_interlacing(d3, b, m, tol, f"{why} with r = m, D = D23")
+    Z1, V1 = converse_diag(d1, a, n, tol)  # D_bar_h1 - Z1^T Z1 = V1 diag(a) V1^T
+    Z3, V3 = converse_diag(d3, b, m, tol)
+    R1, R3 = V1 @ U1.T, V3 @ U3.T  # D21 = R1^T (D_bar_h1 - Z1^T Z1) R1
+    S = np.zeros((h1, h2))
+    S[:k, :k] = np.diag(np.sqrt(d))
+    return Z1 @ R1, R1.T @ S @ R3, R3.T @ Z3.T
+
+
+def tight_weights(D21, D23, n, m):
+    r"""Weights attaining Theorem 2: the optimal solution of problem (16) (Lemma G.7, App. G.4).
+
+    Given :math:`D_{21}` (``h_1 x h_1``) and :math:`D_{23}` (``h_2 x h_2``), returns
+    :math:`(W_1, W_2, W_3)` of shapes ``(n, h_1)``, ``(h_1, h_2)``, ``(h_2, m)`` with
+
+    .. math::
+        W_2W_2^\top - W_1^\top W_1 = D_{21},\qquad W_2^\top W_2 - W_3W_3^\top = D_{23},
+
+    and :math:`\lambda_{\min}(\mathcal T) = g(W_1, W_2, W_3) = \Delta^*(D_{21}, D_{23})`
+    (:func:`lemma_g1`, :func:`delta_star`): the bound of Theorem 2 is attained, on
+    :math:`\lambda_{\min}(\mathcal T)` itself.  The construction is the paper's,
+    :math:`W_1 = Z_1V_1`, :math:`W_2 = V_1^\top[\bar D^{1/2}\ 0]V_3`,
+    :math:`W_3 = V_3^\top Z_3^\top`, with :math:`(Z_1, V_1)` and :math:`(Z_3, V_3)` the
+    converse of :math:`\bar D_{h_1}\succeq_nD_{21}` and :math:`\bar D_{h_2}\succeq_mD_{23}`
+    (:func:`~linflow.bounds.interlacing_converse`), in the eigenbases of the imbalances.
+    The proof is the attainment proposition of the course's chapter *Three layers*.
+
+    A pair is the imbalances of some weights exactly when :math:`\bar D_{h_1}\succeq_nD_{21}`,
+    :math:`\bar D_{h_2}\succeq_mD_{23}`, :math:`\lambda_i(D_{21})\le 0` for :math:`i > h_2`
+    and :math:`\lambda_i(D_{23})\le 0` for :math:`i > h_1` (same proposition); otherwise a
+    ValueError names the failing condition.  Round-off up to
+    ``1e4 eps max(1, max |D|) max(h_1, h_2)`` is tolerated (and clipped).
+
+    Parameters
+    ----------
+    D21, D23 : arrays ``(..., h_1, h_1)`` and ``(..., h_2, h_2)``, symmetric, one dtype
+    n, m : int >= 1, the input and output dimensions
+
+    Returns
+    -------
+    (W_1, W_2, W_3) : arrays of the input's namespace and dtype, batched like the input.
+
+    Examples
+    --------
+    >>> import linflow as lf
+    >>> Ws = lf.init.gaussian((2, 4, 3, 1), "fan_out", seed=0)
+    >>> D21, D23 = -lf.imbalance(Ws)[0], lf.imbalance(Ws)[1]
+    >>> T = lf.bounds.tight_weights(D21, D23, 2, 1)
+    >>> d, g = float(lf.bounds.delta_star(T)), float(lf.bounds.lemma_g1(T))
+    >>> abs(g - d) < 1e-9 and abs(float(lf.lambda_min(T)) - d) < 1e-9
+    True
+    """
+    a21, a23, n, m = _check_pair(D21, D23, n, m)
+    batch = tuple(D21.shape[:-2])
+    h1, h2 = D21.shape[-1], D23.shape[-1]
+    out = [np.zeros(batch + s) for s in ((n, h1), (h1, h2), (h2, m))]
+    for idx in np.ndindex(*batch):
+        for o, W in zip(out, _tight_one(a21[idx], a23[idx], n, m, D21.dtype)):
+            o[idx] = W
+    return tuple(like(None, W, D21) for W in out)
