@@ -15,7 +15,7 @@ SECTIONS = ["Conventions", "Closed-form solutions", "Integrators", "Cost model",
 # results the paper numbers: the statement's title gives the paper's number, links the book's
 PAPER_RESULTS = {
     "pc-lem-1": "Lemma 1", "imb-lem-2": "Lemma 2", "lem-lemma3": "Lemma 3", "lem-lemma4": "Lemma 4",
-    "lem-lemma5": "Lemma 5", "lem-margin": "Lemma B.1", "lem-g1": "Lemma G.1", "lem-g6": "Lemma G.6",
+    "lem-lemma5": "Lemma 5", "lem-margin": "Lemma B.1", "lem-g1": "Lemma G.1", "lem-g6": "Lemma G.6", "lem-g7": "Lemma G.7",
     "thm-two-layer": "Theorem 1", "thm-three-layer": "Theorem 2", "thm-deep": "Theorem 3",
     "thm-classification": "Theorem 4", "cor-three-layer": "Corollary 1", "cor-deep": "Corollary 2",
     "def-interlacing": "Definition 4", "def-unimodal": "Definition 3",
