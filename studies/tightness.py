@@ -145,6 +145,27 @@ def measure_unimodal(Ws0, loss, traj):
     return out
 
 
+def refit(p, rtol=None, atol=None):
+    """Integrate one point again, at the study's tolerances or tighter ones, and fit its rate.
+
+    Returns ``{"L0", "ratio", "increases"}``: the initial loss of the normalized network, the
+    fitted ``rate / (gamma alpha)`` (alpha = 1 after the normalization) and how many times the
+    computed loss *increases* between consecutive saved points inside the fitting window (the
+    loss of a gradient flow never increases, so a positive count is integration error).
+    """
+    Ws, loss, kw = build(p)
+    settings = dict(SETTINGS)
+    settings.update({k: v for k, v in (("rtol", rtol), ("atol", atol)) if v is not None})
+    settings["max_steps"] = 10 * SETTINGS["max_steps"]
+    traj = lf.gradient_flow(Ws, loss, **settings, **kw)
+    values = np.ravel(lf.to_numpy(traj.loss))
+    gap = values / values[0]
+    inside = (gap >= WINDOW[0]) & (gap <= WINDOW[1])
+    rate = tail_rate(traj.t, values, lo=WINDOW[0], hi=WINDOW[1])
+    return {"L0": float(values[0]), "ratio": float(rate) / float(loss.gamma),
+            "increases": int((np.diff(values[inside]) > 0).sum())}
+
+
 def measure_for(group):
     """The measure of a group of points (groups are one family each)."""
     return measure_gaussian if group.startswith("gaussian") else measure_unimodal
