@@ -85,8 +85,8 @@ def alpha_of(p, Ws):
     return lf.bounds.delta_star(Ws) if p["family"] == "gaussian" else lf.bounds.unimodal(Ws)
 
 
-def build(p):
-    """The normalized network (alpha = 1) and its squared loss; raises ValueError when alpha <= 0."""
+def drawn(p):
+    """The point's network before the normalization, its target and its bound: ``(Ws, Y0, alpha)``."""
     fam = p["family"]
     if fam not in ("gaussian", "unimodal"):
         raise ValueError(f"tightness: family must be 'gaussian' or 'unimodal'; got {fam!r}.")
@@ -94,7 +94,12 @@ def build(p):
                           p["D"] == "identity", p["seed"])
     Ws, l_star = (_gaussian if fam == "gaussian" else _unimodal)(p, rng)
     Y0 = rng.standard_normal((p["n"], p["m"]))
-    a = float(alpha_of(p, tuple(Ws)))
+    return tuple(Ws), Y0, float(alpha_of(p, tuple(Ws)))
+
+
+def build(p):
+    """The normalized network (alpha = 1) and its squared loss; raises ValueError when alpha <= 0."""
+    Ws, Y0, a = drawn(p)
     if not a > 0:
         raise ValueError(f"tightness: the bound is {a:.3g} <= 0 for this network; no rate to compare.")
     L = len(Ws)
