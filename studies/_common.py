@@ -238,10 +238,17 @@ def export(study, out, args, argv):
 
 
 def save_manifest(path, m, old, points):
-    """Write manifest ``m``, keeping the throughput measured once (``old``) and its 64-worker prediction."""
+    """Write manifest ``m``, keeping the throughput measured once (``old``) and its 64-worker prediction.
+
+    The manifest also records the SHA-256 of the shipped table beside it (``parquet_sha256``),
+    which :func:`verify` checks.
+    """
     if "throughput" in old:
         m["throughput"] = old["throughput"]
         m["predicted_64_workers_s"] = predict(old["throughput"], points)
+    table_path = path[:-len(".json")] + ".parquet"
+    if os.path.exists(table_path):
+        m["parquet_sha256"] = sha256(table_path)
     with open(path, "w") as fh:
         json.dump(m, fh, indent=1)
 
@@ -360,3 +367,54 @@ def stored_rows(path):
     for f in sorted(glob.glob(os.path.join(path, "*.jsonl"))):
         rows += sweep.read_rows(f)
     return rows
+
+
+def sha256(path):
+    """The SHA-256 of a file, in hex (the fingerprint of a shipped table in its manifest)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(study, data=DATA, sample=0, rng=None):
+    """Check a study's shipped table against its manifest and its code; return ``(table, manifest)``.
+
+    1. The table's SHA-256 is the manifest's ``parquet_sha256``: an edited, truncated or replaced
+       Parquet file fails here.
+    2. Its columns are ``study.COLUMNS``, its row count the manifest's, and no point occurs twice.
+    3. ``sample`` rows drawn at random (``rng``, a NumPy generator) are recomputed with the
+       study's own ``build`` and measures (:func:`rerun`) and must come out identical, column by
+       column: a change of ``linflow`` or of the study that changes a shipped number fails here.
+
+    Raises ``ValueError`` naming the study and what differs.
+    """
+    import pandas as pd
+
+    name = study.NAME
+    table_path = os.path.join(data, f"{name}.parquet")
+    with open(os.path.join(data, f"{name}.json")) as fh:
+        m = json.load(fh)
+    want, got = m.get("parquet_sha256"), sha256(table_path)
+    if want != got:
+        raise ValueError(f"studies: {name}.parquet is not the table its manifest describes: SHA-256 "
+                         f"{got}, the manifest records {want}. Re-export it with python -m studies.{name}.")
+    df = pd.read_parquet(table_path)
+    if tuple(df.columns) != tuple(study.COLUMNS) or len(df) != m["rows"]["total"]:
+        raise ValueError(f"studies: {name}.parquet has columns {list(df.columns)} and {len(df)} rows; "
+                         f"expected {list(study.COLUMNS)} and {m['rows']['total']} rows.")
+    twice = int(df.duplicated(subset=list(study.POINT)).sum())
+    if twice:
+        raise ValueError(f"studies: {name}.parquet holds {twice} point(s) twice.")
+    if sample:
+        rng = np.random.default_rng() if rng is None else rng
+        pick = df.iloc[np.sort(rng.choice(len(df), int(sample), replace=False))]
+        again = rerun(study, pick)
+        differ = [c for c in df.columns if not again[c].equals(pick[c])]
+        if differ:
+            raise ValueError(f"studies: {name}: {len(pick)} shipped rows recomputed, columns {differ} "
+                             f"differ from the shipped ones (rows {list(pick.index[:5])}...).")
+    return df, m

@@ -11,10 +11,17 @@ homogeneous in a common scale of all layers, so only relative scales matter).  N
 integrated (``t_end=None``): the quantities are those at initialization.
 
 The grid is declared in two stages: a **pilot** of 100 networks in every cell
-``(L, scheme, scale, n, m, h)``, h <= 128, and a **main** stage of 1000 more networks in every
+``(L, scheme, scale, n, m, h)``, h <= 128, and a **main** stage of 800 more networks in every
 cell where the pilot's frequency lies in [0.01, 0.99], and in its neighbours on the h grid;
 plus a few networks at h = 256 and 512 (n = m).  The main stage is a function of the pilot's
 stored rows, so a rerun declares the same grid.
+
+The column ``positive`` is the floating-point sign of ``value`` (``value > 0``).  For many
+narrow three-layer networks :math:`\Delta^*` is exactly 0 and its computed value is round-off
+of either sign, below ``1e-11`` in magnitude; the chapter counts a network as positive when
+``value > TOL`` (``1e-10``), inside the empty band between that round-off and the smallest
+genuinely positive values (above ``1e-7``).  The pilot chose the main stage's cells by the raw
+sign.
 
     python -m studies.delta_positive [--client local|none|tcp://...] [--tiny] [--bench P]
 """
@@ -37,6 +44,9 @@ H = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 H_BIG = (256, 512)
 PILOT, MAIN, BIG = 100, 800, 20
 TRANSITION = (0.01, 0.99)
+#: a network has Delta* > 0 (or a gap > 0) when ``value > TOL``: computed values of an exact 0 are
+#: round-off below 1e-11 in magnitude (see the module's docstring)
+TOL = 1e-10
 SETTINGS = {"t_end": None}
 MAX_BATCH = 512
 GRID = {
