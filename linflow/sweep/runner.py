@@ -136,7 +136,7 @@ def run(
         ``LocalCUDACluster``), or ``"local"`` to start a ``LocalCluster`` of one
         single-threaded worker process per core for this call, its dashboard on
         ``127.0.0.1``; a script that does this must do it under
-        ``if __name__ == "__main__":``).  ``build`` and
+        ``if __name__ == "__main__":``.  ``build`` and
         ``measure`` are shipped to the workers, each task is one batch sized by the
         worker's memory and ``backend``, and the rows come back to this process, which
         alone writes ``path``.  The rows equal those of ``client=None`` (the default:
