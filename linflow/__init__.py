@@ -81,6 +81,7 @@ def __getattr__(name):
     # theory and presentation modules load on first use
     import importlib
 
-    if name in ("init", "bounds", "closed_form", "figure1", "plots", "widgets", "sweep", "stats", "rates"):
+    if name in ("init", "bounds", "closed_form", "figure1", "plots", "widgets", "sweep", "stats", "rates",
+                "distributed"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'linflow' has no attribute {name!r}")

@@ -490,3 +490,29 @@ def test_figure1_gd_widths_must_be_a_list_of_pairs(widths):
 
     with pytest.raises((TypeError, ValueError), match="linflow: widths"):
         f1.gd(widths=widths, n_steps=2)
+
+
+def test_a_run_that_does_not_fit_in_memory_says_what_to_do(monkeypatch):
+    """An out-of-memory error of the array library (CuPy's OutOfMemoryError is a MemoryError)
+    becomes one linflow MemoryError that names the run and the remedies; it stays a
+    MemoryError, so that lf.sweep.run still halves the batch."""
+    import linflow as lf
+    from linflow.flow import api
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Out of memory allocating 1,073,741,824 bytes")
+
+    monkeypatch.setattr(api, "integrate_parallel", out_of_memory)
+    Ws = lf.init.gaussian((2, 3, 1), batch=(4,), seed=0)
+    with pytest.raises(MemoryError, match=r"run of 4 network\(s\) does not fit in memory") as info:
+        lf.gradient_flow(Ws, lf.losses.Squared(np.ones((2, 1))), t_end=1.0)
+    assert "1,073,741,824" in str(info.value) and "fewer networks" in str(info.value)
+
+
+def test_linflow_distributed_loads_on_first_use():
+    import subprocess
+    import sys
+
+    code = "import linflow as lf; print(lf.distributed.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "linflow.distributed", out.stderr

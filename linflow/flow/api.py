@@ -340,6 +340,14 @@ def _run(xp, batch, *args, finish=None, **kw):
         if exc.trajectory is not None:
             exc.trajectory = finish(exc.trajectory)
         raise
+    except MemoryError as exc:  # e.g. CuPy's OutOfMemoryError; still a MemoryError (sweeps halve)
+        n = int(np.prod(batch)) if len(batch) else 1
+        raise MemoryError(
+            f"linflow: the run of {n} network(s) does not fit in memory ({type(exc).__name__}: "
+            f"{str(exc)[:200]}). Run fewer networks at a time (lf.sweep.run sizes and splits its "
+            "batches itself), save fewer quantities or times (save=, diagnostics=, t_eval=), or "
+            "use float32."
+        ) from exc
     traj = finish(traj)
     _report_max_steps(traj, kw.get("throw", True), kw["max_steps"], kw["t_end"])
     return traj
