@@ -250,10 +250,12 @@ def tight_weights(D21, D23, n, m):
     and :math:`\lambda_{\min}(\mathcal T) = g(W_1, W_2, W_3) = \Delta^*(D_{21}, D_{23})`
     (:func:`lemma_g1`, :func:`delta_star`): the bound of Theorem 2 is attained, on
     :math:`\lambda_{\min}(\mathcal T)` itself.  The construction is the paper's,
-    :math:`W_1 = Z_1V_1`, :math:`W_2 = V_1^\top[\bar D^{1/2}\ 0]V_3`,
-    :math:`W_3 = V_3^\top Z_3^\top`, with :math:`(Z_1, V_1)` and :math:`(Z_3, V_3)` the
-    converse of :math:`\bar D_{h_1}\succeq_nD_{21}` and :math:`\bar D_{h_2}\succeq_mD_{23}`
-    (:func:`~linflow.bounds.interlacing_converse`), in the eigenbases of the imbalances.
+    :math:`W_1 = Z_1V_1`, :math:`W_2 = V_1^\top SV_3`, :math:`W_3 = V_3^\top Z_3^\top`,
+    with ``S`` the ``h_1 x h_2`` matrix with :math:`\sqrt{d_i}` (:math:`d_i` the diagonal of
+    :math:`\bar D_{h_1}`) at ``(i, i)`` for :math:`i\le\min(h_1, h_2)` and zeros elsewhere,
+    and :math:`(Z_1, V_1)`, :math:`(Z_3, V_3)` the converse of :math:`\bar D_{h_1}\succeq_nD_{21}`
+    and :math:`\bar D_{h_2}\succeq_mD_{23}` (:func:`~linflow.bounds.interlacing_converse`):
+    :math:`\bar D_{h_1} - Z_1^\top Z_1 = V_1D_{21}V_1^\top`, and likewise with index 3.
     The proof is the attainment proposition of the course's chapter *Three layers*.
 
     A pair is the imbalances of some weights exactly when :math:`\bar D_{h_1}\succeq_nD_{21}`,
