@@ -690,3 +690,60 @@ def test_tight_weights_refuses_exactly_the_pairs_that_fail_the_conditions(seed):
             with pytest.raises(ValueError, match="not the imbalances of any weights"):
                 lf.bounds.tight_weights(D21, D23, n, m)
     assert seen[True] >= 3 and seen[False] >= 3, seen
+
+
+def _orthonormal(rng, h, k):
+    return np.linalg.qr(rng.standard_normal((h, k)))[0]
+
+
+def _unimodal_index_three(rng, n, h1, h2, m):
+    """Weights with D_1, D_2 >= 0 and, when min(h1, h2) >= n, lambda_n(D_1), lambda_n(D_2) > 0:
+    W_2 = V C U^T, W_3 = U B with B B^T <= s^2 C^T C, W_1 = [(C C^T + S_1)^{1/2} V^T; 0]."""
+    k = min(n, h1, h2)
+    V, U = _orthonormal(rng, h1, k), _orthonormal(rng, h2, k)
+    C = rng.standard_normal((k, k)) + 2 * np.eye(k)
+    w, Q = np.linalg.eigh(C.T @ C)
+    G = rng.standard_normal((k, m))
+    B = 0.6 * (Q * np.sqrt(w)) @ Q.T @ G / np.linalg.norm(G, 2)
+    A = rng.standard_normal((k, k))
+    S1 = A @ A.T + 0.5 * np.eye(k)
+    w1, Q1 = np.linalg.eigh(C @ C.T + S1)
+    W1 = np.zeros((n, h1))
+    W1[:k] = (Q1 * np.sqrt(w1)) @ Q1.T @ V.T
+    return W1, V @ C @ U.T, U @ B
+
+
+@pytest.mark.parametrize("dims", [(2, 5, 4, 1), (3, 3, 6, 2), (2, 6, 1, 3), (4, 2, 2, 1),
+                                  (3, 4, 4, 3), (2, 2, 2, 2)])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_unimodal_index_three_steps(dims, seed):
+    """Chapter 6, solution of the unimodal exercise, l* = 3: Delta_23 = Delta_23^(2) = 0,
+    Delta_21 = delta_1 + delta_2, Delta_21^(2) = delta_2^2 - delta_1^2 (delta_l = lambda_n(D_l),
+    0 when D_l has fewer than n rows), so Delta* = d~_(1) d~_(2); and l* = 1 by reversing the
+    network."""
+    n, h1, h2, m = dims
+    Ws = _unimodal_index_three(np.random.default_rng(seed), n, h1, h2, m)
+    D1, D2 = (lf.to_numpy(D) for D in lf.imbalance(Ws))
+    assert np.min(eig_desc(D1)) > -1e-9 and np.min(eig_desc(D2)) > -1e-9       # unimodal, l* = 3
+
+    def lam_n(D):
+        return eig_desc(D)[n - 1] if D.shape[0] >= n else 0.0
+
+    d1, d2 = lam_n(D1), lam_n(D2)
+    q = {k: float(v) for k, v in lf.bounds.deltas(Ws).items()}
+    t = tol(D1, D2, d1 * d1, d2 * d2)
+    assert abs(q["Delta_23"]) <= t and abs(q["Delta_23_2"]) <= t
+    if h1 >= n:
+        assert abs(q["Delta_21"] - (d1 + d2)) <= t
+        assert abs(q["Delta_21_2"] - (d2 * d2 - d1 * d1)) <= t
+    else:
+        assert abs(q["Delta_21"]) <= t and abs(d2) <= t
+    dtil = lf.to_numpy(lf.bounds.cumulative_imbalance(Ws))
+    assert abs(float(lf.bounds.delta_star(Ws)) - float(np.prod(dtil))) <= t
+    # the reversed network: imbalances -D_2, -D_1, unimodal with index 1, the same Delta*
+    R = tuple(np.ascontiguousarray(lf.to_numpy(W).T) for W in Ws[::-1])
+    E1, E2 = (lf.to_numpy(D) for D in lf.imbalance(R))
+    assert np.allclose(E1, -D2, atol=t) and np.allclose(E2, -D1, atol=t)
+    assert abs(float(lf.bounds.delta_star(R)) - float(lf.bounds.delta_star(Ws))) <= t
+    assert abs(float(lf.bounds.delta_star(R))
+               - float(np.prod(lf.to_numpy(lf.bounds.cumulative_imbalance(R))))) <= t
