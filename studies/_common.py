@@ -204,10 +204,16 @@ def manifest(study, groups, rows, wall, workers, client_spec, argv, extra=None):
 
 
 def predict(cost, points, workers=64):
-    """Predicted wall time on ``workers`` workers (:func:`linflow.distributed.sweep_time`) from measured costs."""
+    """Predicted wall time on ``workers`` workers (:func:`linflow.distributed.sweep_time`) from measured costs.
+
+    The tasks hold the measured batch, capped at ``ceil(points / workers)`` points: a run on
+    ``workers`` workers passes ``max_batch`` so that every worker gets a task (a memory-sized
+    batch can hold a whole small grid, which would leave all workers but one idle).
+    """
     from linflow.distributed import sweep_time
 
-    return sweep_time(points, workers, cost["batch"], t_point=cost["t_point_cpu_s"], o_task=cost["o_task_s"])
+    batch = min(int(cost["batch"]), -(-int(points) // int(workers)))
+    return sweep_time(points, workers, batch, t_point=cost["t_point_cpu_s"], o_task=cost["o_task_s"])
 
 
 def export(study, out, args, argv):
