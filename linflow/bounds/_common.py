@@ -102,8 +102,13 @@ def tolerance(xp, Ws, tol=None):
     s = 0
     for W in Ws:
         s = xp.maximum(s, xp.sum(W * W, axis=(-2, -1))) if not isinstance(s, int) else xp.sum(W * W, axis=(-2, -1))
-    eps = float(np.finfo(np.float32 if "32" in str(Ws[0].dtype) else np.float64).eps)
+    eps = host_eps(Ws[0].dtype)
     return 1e4 * eps * np.maximum(1.0, np.asarray(to_numpy(s), dtype=np.float64))
+
+
+def host_eps(dtype):
+    """Machine epsilon of a (any namespace's) float dtype: float32's for 32-bit floats, else float64's."""
+    return float(np.finfo(np.float32 if "32" in str(dtype) else np.float64).eps)
 
 
 def tolerance_given(tol, batch):

@@ -14,11 +14,13 @@ eigendecomposition per step); the results come back in the input's namespace and
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._validate import check_matrix, check_power, integer
 from ..backend import namespace, to_numpy
-from ._common import like, wedge_values
+from ._common import host_eps, like, wedge_values
 
 __all__ = ["interlacing_converse"]
 
@@ -88,9 +90,7 @@ MAX_ENTRIES = 2 ** 27
 
 def check_size(shape, what):
     """Refuse a result of more than :data:`MAX_ENTRIES` entries with a clear error."""
-    size = 1
-    for s in shape:
-        size *= int(s)
+    size = math.prod(int(s) for s in shape)
     if size > MAX_ENTRIES:
         raise ValueError(f"linflow: {what} would have shape {tuple(shape)}, more than {MAX_ENTRIES} entries; "
                          "use smaller dimensions.")
@@ -107,7 +107,7 @@ def host_spectrum(S, name, tol):
 
 def host_tolerance(dtype, *mats):
     """Absolute tolerance for interlacing tests: ``1e4 eps(dtype) max(1, max |entries|) k``."""
-    eps = float(np.finfo(np.float32 if "32" in str(dtype) else np.float64).eps)
+    eps = host_eps(dtype)
     peak = max([1.0] + [float(np.max(np.abs(M))) for M in mats])
     return 1e4 * eps * peak * max(M.shape[-1] for M in mats)
 

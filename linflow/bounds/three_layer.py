@@ -218,15 +218,14 @@ def _tight_one(D21, D23, n, m, dtype):
     tol = host_tolerance(dtype, D21, D23)
     a, U1 = host_spectrum(D21, "D21", tol)
     b, U3 = host_spectrum(D23, "D23", tol)
-    d = np.maximum(np.maximum(a[:k], b[:k]), 0.0)
     for tail, name, h in ((a[k:], "D21", h2), (b[k:], "D23", h1)):
         if tail.size and tail[0] > tol:
             raise ValueError(
                 f"linflow: (D21, D23) are not the imbalances of any weights: W_2 has rank at most "
                 f"min(h_1, h_2) = {k}, so lambda_i({name}) <= 0 for i > {h}; got "
                 f"lambda_{k + 1}({name}) = {tail[0]:.6g}.")
-    d1 = np.concatenate([d, np.zeros(h1 - k)])
-    d3 = np.concatenate([d, np.zeros(h2 - k)])
+    d1, d3 = _dbar_values(np, a, b)
+    d1[k:], d3[k:] = 0.0, 0.0  # the tails checked above are <= 0 up to round-off
     why = "(D21, D23) are not the imbalances of any weights: they need D_bar_{h} >=_r D"
     a = check_interlacing(d1, a, n, tol, f"{why} with r = n, D = D21")
     b = check_interlacing(d3, b, m, tol, f"{why} with r = m, D = D23")
@@ -234,7 +233,7 @@ def _tight_one(D21, D23, n, m, dtype):
     Z3, V3 = converse_diag(d3, b, m, tol)
     R1, R3 = V1 @ U1.T, V3 @ U3.T  # D21 = R1^T (D_bar_h1 - Z1^T Z1) R1
     S = np.zeros((h1, h2))
-    S[:k, :k] = np.diag(np.sqrt(d))
+    S[:k, :k] = np.diag(np.sqrt(d1[:k]))
     return Z1 @ R1, R1.T @ S @ R3, R3.T @ Z3.T
 
 

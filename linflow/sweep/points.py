@@ -78,26 +78,23 @@ def plain(v):
     return str(v)
 
 
+def _leaves(v, leaf):
+    """``v`` with ``leaf`` applied to every value that is not a list or a dict."""
+    if isinstance(v, list):
+        return [_leaves(x, leaf) for x in v]
+    if isinstance(v, dict):
+        return {k: _leaves(x, leaf) for k, x in v.items()}
+    return leaf(v)
+
+
 def json_value(v):
     """``v`` with NaN and infinities as the strings ``"nan"``, ``"inf"``, ``"-inf"`` (JSON has no such numbers)."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return repr(v)
-    if isinstance(v, list):
-        return [json_value(x) for x in v]
-    if isinstance(v, dict):
-        return {k: json_value(x) for k, x in v.items()}
-    return v
+    return _leaves(v, lambda x: repr(x) if isinstance(x, float) and not math.isfinite(x) else x)
 
 
 def from_json_value(v):
     """The inverse of :func:`json_value`."""
-    if v in ("nan", "inf", "-inf"):
-        return float(v)
-    if isinstance(v, list):
-        return [from_json_value(x) for x in v]
-    if isinstance(v, dict):
-        return {k: from_json_value(x) for k, x in v.items()}
-    return v
+    return _leaves(v, lambda x: float(x) if isinstance(x, str) and x in ("nan", "inf", "-inf") else x)
 
 
 def point_key(point, settings=None):
